@@ -1,0 +1,144 @@
+"""Background rejection at fixed signal efficiency, done right; explained in notebook 03.
+
+The figure of merit is ``1 / FPR`` (gluon rejection) at the ROC point where the quark
+efficiency (TPR) is 0.5, computed on *continuous* scores over the *whole* evaluation set.
+The reference code this series replaces thresholded its scores and averaged per-batch
+values; :func:`thresholded_rejection` and :func:`per_batch_mean_rejection` reproduce those
+mistakes so the notebooks can show by how much they miss.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+def _check(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if len(y) != len(s):
+        raise ValueError(f"y_true has {len(y)} entries but scores has {len(s)}: they must match one to one.")
+    if np.isnan(s).any():
+        raise ValueError(f"scores contain {int(np.isnan(s).sum())} NaN values: a diverged model? Check training.")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("y_true must hold only 1 (quark, signal) and 0 (gluon, background).")
+    n_signal = int((y == 1).sum())
+    if n_signal == 0 or n_signal == len(y):
+        raise ValueError(
+            f"y_true has {n_signal} quarks and {len(y) - n_signal} gluons: both classes are needed for a ROC curve."
+        )
+    return y.astype(bool), s
+
+
+def roc_points(y_true, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ROC points from the highest threshold down: (fpr, tpr, thresholds), starting at (0, 0).
+
+    Tied scores form one point, as a threshold cannot separate them.
+    """
+    y, s = _check(y_true, scores)
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    last_of_group = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tp = np.cumsum(y)[last_of_group]
+    fp = (last_of_group + 1) - tp
+    tpr = np.r_[0.0, tp / y.sum()]
+    fpr = np.r_[0.0, fp / (~y).sum()]
+    return fpr, tpr, np.r_[np.inf, s[last_of_group]]
+
+
+def background_rejection(y_true, scores, signal_efficiency: float = 0.5) -> float:
+    """Gluon rejection 1 / FPR at quark efficiency ``signal_efficiency``.
+
+    Walks the ROC from the highest threshold down; at the first point whose TPR reaches the
+    efficiency, FPR is interpolated linearly from the point before (so where a vertical
+    segment sits exactly at the efficiency, its lowest FPR counts).
+
+    Args:
+        y_true: labels, 1 = quark (signal), 0 = gluon (background).
+        scores: continuous quark scores (higher = more quark-like), one per jet.
+        signal_efficiency: the quark efficiency, in (0, 1].
+
+    Returns:
+        The rejection; ``inf`` when no gluon passes at that efficiency. Constant scores give
+        the no-information value ``1 / signal_efficiency``.
+    """
+    if not 0 < signal_efficiency <= 1:
+        raise ValueError(f"signal_efficiency={signal_efficiency!r} must be in (0, 1].")
+    fpr, tpr, _ = roc_points(y_true, scores)
+    n_signal = int(np.asarray(y_true).sum())
+    i = int(np.argmax(tpr * n_signal >= signal_efficiency * n_signal - 1e-9))
+    weight = (signal_efficiency - tpr[i - 1]) / (tpr[i] - tpr[i - 1])
+    fpr_at = fpr[i - 1] + min(max(weight, 0.0), 1.0) * (fpr[i] - fpr[i - 1])
+    return float("inf") if fpr_at == 0 else float(1.0 / fpr_at)
+
+
+def roc_auc(y_true, scores) -> float:
+    """Area under the ROC curve (quark = positive class)."""
+    fpr, tpr, _ = roc_points(y_true, scores)
+    return float(np.trapezoid(tpr, fpr) if hasattr(np, "trapezoid") else np.trapz(tpr, fpr))
+
+
+def rejection_curve(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
+    """(quark efficiency, gluon rejection) for the usual HEP plot; points with FPR = 0 are left out."""
+    fpr, tpr, _ = roc_points(y_true, scores)
+    keep = fpr > 0
+    return tpr[keep], 1.0 / fpr[keep]
+
+
+def bootstrap_interval(metric: Callable[[np.ndarray, np.ndarray], float], y_true, scores, n: int = 1000,
+                       seed: int = 0, level: float = 0.68) -> tuple[float, float, float]:
+    """Bootstrap a metric over jets: (estimate on all jets, low, high) at confidence ``level``.
+
+    Resamples that miss a class are drawn again. Percentiles use the nearest resample value
+    (no interpolation), so ``inf`` rejections (no gluon passing) are allowed and can appear
+    as the upper bound.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r} must be in (0, 1).")
+    if n < 1:
+        raise ValueError(f"n={n!r} resamples: use a positive number.")
+    y, s = _check(y_true, scores)
+    estimate = metric(y.astype(np.int64), s)
+    rng = np.random.default_rng(seed)
+    values = np.empty(n)
+    for k in range(n):
+        while True:
+            index = rng.integers(0, len(y), len(y))
+            n_signal = y[index].sum()
+            if 0 < n_signal < len(y):
+                break
+        values[k] = metric(y[index].astype(np.int64), s[index])
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], method="nearest")
+    return float(estimate), float(low), float(high)
+
+
+# --------------------------------------------------------------------------- the reference's mistakes
+
+
+def thresholded_rejection(y_true, scores, threshold: float = 0.5, signal_efficiency: float = 0.5) -> float:
+    """The reference's mistake: 0/1 predictions ``scores > threshold`` fed into the ROC.
+
+    The ROC of a yes/no classifier has one point between (0, 0) and (1, 1); the value read
+    off at 50% efficiency is a straight-line interpolation, not a rejection any cut achieves.
+    """
+    y, s = _check(y_true, scores)
+    return background_rejection(y.astype(np.int64), (s > threshold).astype(np.float64), signal_efficiency)
+
+
+def per_batch_mean_rejection(y_true, scores, batch_size: int = 100, signal_efficiency: float = 0.5) -> float:
+    """The reference's other mistake: the rejection computed per batch, then averaged.
+
+    With ~50 gluons in a batch of 100, one or two of them pass the cut, so batch values are
+    1/0.02-style extremes; batches where none passes (``inf``) or a class is missing are
+    skipped, as the reference's averaging would otherwise be infinite.
+    """
+    y, s = _check(y_true, scores)
+    values = []
+    for start in range(0, len(y), batch_size):
+        yb, sb = y[start:start + batch_size], s[start:start + batch_size]
+        if 0 < yb.sum() < len(yb):
+            value = background_rejection(yb.astype(np.int64), sb, signal_efficiency)
+            if np.isfinite(value):
+                values.append(value)
+    return float(np.mean(values))

@@ -1,0 +1,31 @@
+import pytest
+
+from qgtools import config
+
+
+def test_fast_and_full_sizes(monkeypatch):
+    monkeypatch.setenv("QG_FAST", "1")
+    fast = config.sizes()
+    monkeypatch.delenv("QG_FAST")
+    full = config.sizes()
+    assert fast.fast and not full.fast
+    assert fast.max_epochs < full.max_epochs and fast.n_trials < full.n_trials
+    assert 0 < fast.n_jets and full.n_jets == -1
+
+
+def test_unclear_value_is_an_error(monkeypatch):
+    monkeypatch.setenv("QG_FAST", "maybe")
+    with pytest.raises(ValueError, match="QG_FAST='maybe'"):
+        config.sizes()
+
+
+def test_only_config_reads_qg_fast():
+    from pathlib import Path
+
+    readers = [
+        path.name
+        for path in Path(config.__file__).parent.glob("*.py")
+        for line in path.read_text().splitlines()
+        if "QG_FAST" in line and ("environ" in line or "getenv" in line) and path.name != "config.py"
+    ]
+    assert readers == []

@@ -1,0 +1,51 @@
+"""The conda and Binder environments cannot be built here: check their pins agree with requirements.txt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"torch": "pytorch", "psycopg2-binary": "psycopg2"}
+
+
+def pinned_requirements() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[name.lower()] = version
+    return pins
+
+
+def conda_pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for entry in yaml.safe_load(path.read_text())["dependencies"]:
+        if isinstance(entry, dict):
+            for pip_line in entry["pip"]:
+                if "==" in pip_line:
+                    name, version = pip_line.split("==")
+                    pins[name.lower()] = version
+        elif "=" in entry:
+            name, version = entry.split("=")[:2]
+            pins[name.lower()] = version
+    return pins
+
+
+def test_torch_is_pinned_exactly():
+    assert pinned_requirements()["torch"] == "2.13.0"
+
+
+@pytest.mark.parametrize("env_file", ["environment.yml", "binder/environment.yml"])
+def test_conda_pins_agree(env_file):
+    conda = conda_pins(ROOT / env_file)
+    for name, version in pinned_requirements().items():
+        assert conda.get(CONDA_NAMES.get(name, name)) == version, f"{name} in {env_file}"
+    assert "=cpu_" in (ROOT / env_file).read_text(), "CPU-only PyTorch"
+
+
+def test_binder_installs_qgtools():
+    assert "pip install --no-deps -e ." in (ROOT / "binder" / "postBuild").read_text()

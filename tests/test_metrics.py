@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from qgtools import metrics
+from qgtools.metrics import background_rejection
+
+
+# Hand-worked: y = 1 0 1 0 0 1 with falling scores gives ROC points (fpr, tpr)
+# (0,0) (0,1/3) (1/3,1/3) (1/3,2/3) (2/3,2/3) (1,2/3) (1,1).
+Y6 = np.array([1, 0, 1, 0, 0, 1])
+S6 = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+
+
+@pytest.mark.parametrize("efficiency, expected", [
+    (0.5, 3.0),        # on the horizontal segment from (0,1/3) to (1/3,1/3)... reached at (1/3, 2/3)
+    (2 / 3, 3.0),      # vertical segment at tpr = 2/3: its lowest FPR (1/3) counts
+    (5 / 6, 1.0),      # between (1, 2/3) and (1, 1)
+    (1.0, 1.0),
+    (0.2, math.inf),   # reached at (0, 1/3): no gluon passes
+])
+def test_hand_worked_rejection(efficiency, expected):
+    assert background_rejection(Y6, S6, efficiency) == pytest.approx(expected)
+
+
+def test_linear_interpolation_across_a_tie():
+    # Tied middle scores make one diagonal step from (0, .5) to (.5, 1): at tpr .75, fpr .25.
+    assert background_rejection([1, 0, 1, 0], [0.9, 0.5, 0.5, 0.1], 0.75) == pytest.approx(4.0)
+
+
+def test_constant_scores_give_no_information():
+    y = np.array([0, 1] * 50)
+    assert background_rejection(y, np.full(100, 0.3)) == pytest.approx(2.0)
+    assert background_rejection(y, np.full(100, 0.3), 0.25) == pytest.approx(4.0)
+
+
+def test_perfect_separation_is_infinite():
+    assert background_rejection([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == math.inf
+
+
+def test_rejection_agrees_with_sklearn_roc():
+    rng = np.random.default_rng(1)
+    y = rng.permutation(np.arange(4000) % 2)
+    scores = rng.normal(size=4000) + 0.8 * y
+    fpr, tpr, _ = roc_curve(y, scores, drop_intermediate=False)
+    expected = 1 / fpr[np.argmax(tpr >= 0.5)]  # 2000 quarks: a point sits exactly at tpr = 0.5
+    assert background_rejection(y, scores) == pytest.approx(expected)
+    assert metrics.roc_auc(y, scores) == pytest.approx(roc_auc_score(y, scores))
+    assert metrics.roc_auc(y, scores.round(1)) == pytest.approx(roc_auc_score(y, scores.round(1)))
+
+
+def test_rejection_curve_for_the_hep_plot():
+    rng = np.random.default_rng(2)
+    y = rng.permutation(np.arange(1000) % 2)
+    scores = rng.normal(size=1000) + y
+    efficiency, rejection = metrics.rejection_curve(y, scores)
+    assert np.isfinite(rejection).all() and (np.diff(efficiency) >= 0).all()
+    assert (np.diff(rejection) <= 0).all()
+    assert rejection[-1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("y, scores, kwargs, message", [
+    ([1, 1, 1], [0.1, 0.2, 0.3], {}, "3 quarks and 0 gluons"),
+    ([1, 0, 1], [0.1, np.nan, 0.3], {}, "1 NaN"),
+    ([1, 0], [0.1, 0.2, 0.3], {}, "2 entries but scores has 3"),
+    ([1, 0], [0.1, 0.2], {"signal_efficiency": 0.0}, r"must be in \(0, 1\]"),
+    ([1, 0], [0.1, 0.2], {"signal_efficiency": 1.5}, r"must be in \(0, 1\]"),
+    ([1, 2], [0.1, 0.2], {}, "only 1 .quark"),
+])
+def test_bad_input(y, scores, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        background_rejection(y, scores, **kwargs)
+
+
+def test_bootstrap_interval_brackets_the_estimate():
+    rng = np.random.default_rng(3)
+    y = rng.permutation(np.arange(2000) % 2)
+    scores = rng.normal(size=2000) + 1.2 * y
+    estimate, low, high = metrics.bootstrap_interval(background_rejection, y, scores, n=300, seed=0)
+    assert estimate == background_rejection(y, scores)
+    assert low < estimate < high
+    wider = metrics.bootstrap_interval(background_rejection, y, scores, n=300, seed=0, level=0.95)
+    assert wider[1] <= low and wider[2] >= high
+    assert metrics.bootstrap_interval(background_rejection, y, scores, n=300, seed=0) == (estimate, low, high)
+
+
+def test_bootstrap_redraws_resamples_missing_a_class_and_allows_inf():
+    y = np.array([1] * 20 + [0, 0])
+    scores = np.r_[np.linspace(0.5, 1, 20), 0.1, 0.2]
+    estimate, low, high = metrics.bootstrap_interval(background_rejection, y, scores, n=200)
+    assert estimate == math.inf and high == math.inf
+
+
+def test_the_reference_mistakes_are_not_the_rejection():
+    """Thresholded predictions and per-batch averages miss the rejection by a lot."""
+    rng = np.random.default_rng(4)
+    y = rng.permutation(np.arange(20_000) % 2)
+    scores = 1 / (1 + np.exp(-(rng.normal(size=20_000) + 1.6 * (y - 0.5))))
+    right = background_rejection(y, scores)
+    thresholded = metrics.thresholded_rejection(y, scores)
+    per_batch = metrics.per_batch_mean_rejection(y, scores, batch_size=100)
+    assert 15 < right < 25  # about 20
+    assert thresholded < 0.5 * right   # about 7: a straight line through one ROC point
+    assert per_batch > 1.1 * right     # about 25: small batches are biased high
