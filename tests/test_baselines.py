@@ -12,7 +12,9 @@ def test_baselines_on_the_validation_split(jets):
     for r in results:
         assert r.split == "val" and len(r.scores) == len(val)
         assert r.rejection == metrics.background_rejection(val.y, r.scores)
-        assert 0.5 < r.auc <= 1.0
+        assert 0.0 < r.auc <= 1.0
+    single, _, trees = results
+    assert single.auc > 0.7 and trees.auc > 0.7  # the toy jets differ in width, which tau_2/tau_1 ignores
 
 
 def test_single_observable_is_chosen_on_train_with_gluons_wider(jets):
