@@ -25,7 +25,7 @@ class LiveCurve(Callback):
         self.output = output
         self.redraws = 0
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+    def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or not pl_module.history:
             return
         with self.output:
