@@ -21,6 +21,7 @@ class Sizes:
         max_epochs: training epochs for one model.
         n_trials: trials for one search.
         n_seeds: training seeds when seed-to-seed noise is measured.
+        grid_points: values per hyperparameter in a hand-made grid.
     """
 
     fast: bool
@@ -28,10 +29,11 @@ class Sizes:
     max_epochs: int
     n_trials: int
     n_seeds: int
+    grid_points: int
 
 
-FULL = Sizes(fast=False, n_jets=-1, max_epochs=20, n_trials=30, n_seeds=3)
-FAST = Sizes(fast=True, n_jets=6000, max_epochs=2, n_trials=4, n_seeds=2)
+FULL = Sizes(fast=False, n_jets=-1, max_epochs=20, n_trials=30, n_seeds=3, grid_points=3)
+FAST = Sizes(fast=True, n_jets=6000, max_epochs=2, n_trials=4, n_seeds=2, grid_points=2)
 
 
 def fast_mode() -> bool:

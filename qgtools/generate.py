@@ -61,18 +61,22 @@ import json
 import multiprocessing
 import sys
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 CHUNK_JETS = 250
 ECM = 14000.0
-PTHAT_MIN = 350.0  # GeV; see PTHAT_NOTE
+PTHAT_MIN = 250.0  # GeV; see PTHAT_NOTE
 PTHAT_MAX = 1000.0  # GeV
 PTHAT_NOTE = "filled in below"
 JET_R = 0.4
 JET_PT_MIN, JET_PT_MAX = 500.0, 550.0
 JET_ABS_Y_MAX = 1.7
+# Early veto (speed only) at parton-shower scale VETO_SCALE on the hardest
+# anti-kT jet of the partons so far; the window must keep every accepted jet.
+VETO_SCALE = 30.0  # GeV
+PROXY_PT_MIN, PROXY_PT_MAX, PROXY_ABS_Y_MAX = 400.0, 800.0, 2.5
 # Loose SlowJet pre-selection: only a speed-up, it must keep every event that
 # FastJet accepts (the two run the same algorithm on the same particles).
 PRESEL_PT_MIN, PRESEL_PT_MAX, PRESEL_ABS_Y_MAX = 480.0, 570.0, 1.9
@@ -141,7 +145,7 @@ def nsubjettiness(
 
 def _jet_features(jet: Any, fastjet: Any, kt_def: Any) -> np.ndarray:
     """The 45 N-subjettiness features of one FastJet jet."""
-    cons = jet.constituents()
+    cons = list(jet.constituents())
     kin = np.array([(c.rap(), c.phi(), c.pt()) for c in cons])
     cs = fastjet.ClusterSequence(cons, kt_def)
     axes = []
@@ -150,14 +154,25 @@ def _jet_features(jet: Any, fastjet: Any, kt_def: Any) -> np.ndarray:
     return nsubjettiness(kin[:, 0], kin[:, 1], kin[:, 2], axes, jet.pt())
 
 
-def _make_pythia(pythia8mc: Any, label: int, pythia_seed: int) -> tuple[Any, Any]:
-    """An initialised Pythia for one class, and its UserHooks (kept alive)."""
+def _make_pythia(pythia8mc: Any, fastjet: Any, label: int, pythia_seed: int) -> tuple[Any, Any]:
+    """An initialised Pythia for one class, and its UserHooks (keep it alive)."""
 
-    class HeavyQuarkVeto(pythia8mc.UserHooks):
-        """Veto q g -> Z q events whose outgoing quark is not u, d or s."""
+    class Vetoes(pythia8mc.UserHooks):
+        """Early vetoes of events that cannot give an accepted jet (speed only).
+
+        Process level (quark class only): outgoing quark not u, d, s.
+        At parton-shower scale VETO_SCALE: hardest anti-kT jet of the partons
+        so far outside the loose PROXY_* window.
+        """
+
+        def __init__(self, quark: bool) -> None:
+            super().__init__()
+            self.quark = quark
+            self.proxy = (0.0, 0.0)  # (pT, y) of the last parton-level proxy jet
+            self.jet_def = fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R, fastjet.E_scheme)
 
         def canVetoProcessLevel(self) -> bool:
-            return True
+            return self.quark
 
         def doVetoProcessLevel(self, process: Any) -> bool:
             for i in range(process.size()):
@@ -166,13 +181,31 @@ def _make_pythia(pythia8mc: Any, label: int, pythia_seed: int) -> tuple[Any, Any
                     return p.idAbs() not in LIGHT_QUARKS
             return True
 
+        def canVetoPT(self) -> bool:
+            return True
+
+        def scaleVetoPT(self) -> float:
+            return VETO_SCALE
+
+        def doVetoPT(self, iPos: int, event: Any) -> bool:
+            if iPos >= 5:  # resonance (Z) decays: nothing to decide
+                return False
+            partons = []
+            for i in range(event.size()):
+                p = event[i]
+                if p.isFinal() and p.idAbs() not in NEUTRINOS and p.id() != 23:
+                    partons.append(fastjet.PseudoJet(p.px(), p.py(), p.pz(), p.e()))
+            jets = fastjet.sorted_by_pt(fastjet.ClusterSequence(partons, self.jet_def).inclusive_jets())
+            self.proxy = (jets[0].pt(), jets[0].rap()) if jets else (0.0, 0.0)
+            pt, y = self.proxy
+            return not (PROXY_PT_MIN < pt < PROXY_PT_MAX and abs(y) < PROXY_ABS_Y_MAX)
+
     pythia = pythia8mc.Pythia("", False)
     for s in settings(label, pythia_seed):
         if not pythia.readString(s):
             raise RuntimeError(f"Pythia rejected setting {s!r}")
-    hooks = HeavyQuarkVeto() if label == QUARK else None
-    if hooks is not None:
-        pythia.setUserHooksPtr(hooks)
+    hooks = Vetoes(label == QUARK)
+    pythia.setUserHooksPtr(hooks)
     if not pythia.init():
         raise RuntimeError("Pythia initialisation failed")
     return pythia, hooks
@@ -188,10 +221,14 @@ def settings(label: int, pythia_seed: int) -> list[str]:
     ]
 
 
-def generate_chunk(label: int, pythia_seed: int, n_jets: int) -> np.ndarray:
-    """Generate ``n_jets`` accepted jets of one class; returns (n_jets, 45) float32."""
+def accepted_jets(label: int, pythia_seed: int) -> Iterator[tuple[np.ndarray, Any, Any]]:
+    """Endless stream of accepted jets of one class from one Pythia run.
+
+    Yields (features, jet, pythia): the 45 features (float64), the FastJet
+    jet and the Pythia instance (its event and info belong to the jet).
+    """
     pythia8mc, fastjet = _import_backends()
-    pythia, _hooks = _make_pythia(pythia8mc, label, pythia_seed)
+    pythia, hooks = _make_pythia(pythia8mc, fastjet, label, pythia_seed)
     anti_kt = fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R, fastjet.E_scheme)
     kt_def = fastjet.JetDefinition(
         fastjet.kt_algorithm, fastjet.JetDefinition.max_allowable_R, fastjet.E_scheme
@@ -199,9 +236,8 @@ def generate_chunk(label: int, pythia_seed: int, n_jets: int) -> np.ndarray:
     # power -1 = anti-kT; select 2 = final-state particles except invisible
     # ones (neutrinos); massSet 2 = real masses (E-scheme); fjcore; y-phi R.
     slowjet = pythia8mc.SlowJet(-1, JET_R, 0.5 * PRESEL_PT_MIN, 1e9, 2, 2, None, True, True)
-    out = np.empty((n_jets, len(FEATURES)), dtype=np.float32)
-    n_acc = n_fail = 0
-    while n_acc < n_jets:
+    n_fail = 0
+    while True:
         if not pythia.next():
             n_fail += 1
             if n_fail > 1000:
@@ -209,9 +245,11 @@ def generate_chunk(label: int, pythia_seed: int, n_jets: int) -> np.ndarray:
             continue
         event = pythia.event
         slowjet.analyze(event)
-        if slowjet.sizeJet() == 0:
-            continue
-        if not (PRESEL_PT_MIN < slowjet.pT(0) < PRESEL_PT_MAX and abs(slowjet.y(0)) < PRESEL_ABS_Y_MAX):
+        if not (
+            slowjet.sizeJet() > 0
+            and PRESEL_PT_MIN < slowjet.pT(0) < PRESEL_PT_MAX
+            and abs(slowjet.y(0)) < PRESEL_ABS_Y_MAX
+        ):
             continue
         particles = [
             fastjet.PseudoJet(p.px(), p.py(), p.pz(), p.e())
@@ -219,11 +257,17 @@ def generate_chunk(label: int, pythia_seed: int, n_jets: int) -> np.ndarray:
             if p.isFinal() and p.idAbs() not in NEUTRINOS
         ]
         cs = fastjet.ClusterSequence(particles, anti_kt)
-        jets = fastjet.sorted_by_pt(cs.inclusive_jets())
-        jet = jets[0]
+        jet = fastjet.sorted_by_pt(cs.inclusive_jets())[0]
         if JET_PT_MIN < jet.pt() < JET_PT_MAX and abs(jet.rap()) < JET_ABS_Y_MAX:
-            out[n_acc] = _jet_features(jet, fastjet, kt_def)
-            n_acc += 1
+            yield _jet_features(jet, fastjet, kt_def), jet, pythia
+        _ = hooks  # keep the hooks alive as long as Pythia runs
+
+
+def generate_chunk(label: int, pythia_seed: int, n_jets: int) -> np.ndarray:
+    """Generate ``n_jets`` accepted jets of one class; returns (n_jets, 45) float32."""
+    out = np.empty((n_jets, len(FEATURES)), dtype=np.float32)
+    for i, (features, _, _) in zip(range(n_jets), accepted_jets(label, pythia_seed)):
+        out[i] = features
     return out
 
 

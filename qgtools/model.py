@@ -103,6 +103,13 @@ class HParams:
         return HParams(**{**asdict(self), **changes})
 
 
+CPU_MODEL = HParams(n_layers=3, n_channels=64, batch_size=256, dropout=0.1, preprocessing="log+standardize")
+"""The CPU-sized starting point of notebooks 02-04: 3 x 64, log-standardised taus, batch 256."""
+
+HAND_TUNED = CPU_MODEL
+"""The configuration notebook 04's manual search arrives at (full mode, offline sample); later notebooks compare to it."""
+
+
 def make_mlp(input_channels: int = 45, n_layers: int = 6, n_channels: int = 1024, layer_norm: bool = True,
              batch_norm: bool = True, dropout: float = 0.2, hidden_activation: str = "Tanh") -> nn.Sequential:
     """The benchmark MLP: n_layers x [Linear -> LayerNorm -> BatchNorm -> Dropout -> activation] -> Linear(1).

@@ -1,0 +1,73 @@
+"""Tests of the offline jet generator (need the ``generate`` extra)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pythia8mc")
+pytest.importorskip("fastjet")
+
+from qgtools import generate as gen  # noqa: E402
+
+N_JETS = 200
+
+
+@pytest.fixture(scope="module")
+def sample() -> tuple[np.ndarray, np.ndarray, dict]:
+    return gen.generate(N_JETS, seed=7, workers=1)
+
+
+def test_shape_dtype_and_balance(sample) -> None:
+    X, y, meta = sample
+    assert X.shape == (N_JETS, 45) and X.dtype == np.float32
+    assert y.shape == (N_JETS,) and y.dtype == np.int8
+    assert set(np.unique(y)) == {0, 1} and y.sum() == N_JETS // 2
+    assert meta["jets"] == N_JETS and len(meta["features"]) == 45
+
+
+def test_taus_physical(sample) -> None:
+    X, y, _ = sample
+    assert np.isfinite(X).all() and (X >= 0).all()
+    taus = X.reshape(len(X), gen.N_MAX, len(gen.BETAS))
+    # exclusive-kT axes only nearly guarantee tau_{N+1} <= tau_N: allow rare, small rises
+    rises = np.diff(taus, axis=1) > 1e-6
+    assert rises.mean() < 0.01
+    assert (taus[:, 0] > 0).all()
+    # gluon jets are wider than quark jets
+    assert np.median(taus[y == 0, 0, 1]) > np.median(taus[y == 1, 0, 1])
+
+
+def test_same_seed_same_jets_whatever_the_workers(sample) -> None:
+    X1, y1, _ = sample
+    X2, y2, _ = gen.generate(N_JETS, seed=7, workers=2)
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(y1, y2)
+
+
+def test_odd_number_of_jets_is_refused() -> None:
+    with pytest.raises(ValueError, match="even"):
+        gen.generate(11)
+
+
+def test_nsubjettiness_by_hand() -> None:
+    y = np.array([0.0, 0.1, 0.0])
+    phi = np.array([0.0, 0.0, 2 * np.pi - 0.2])  # azimuth wraps around
+    pt = np.array([3.0, 1.0, 1.0])
+    axes = [np.array([[0.0, 0.0]]), np.array([[0.0, 0.0], [0.1, 0.0]])]
+    taus = gen.nsubjettiness(y, phi, pt, axes, pt_jet=5.0).reshape(gen.N_MAX, 3)
+    np.testing.assert_allclose(taus[0], [(0.1**0.5 + 0.2**0.5) / 5, 0.3 / 5, 0.05 / 5])
+    np.testing.assert_allclose(taus[1], [0.2**0.5 / 5, 0.2 / 5, 0.04 / 5])
+    assert (taus[2:] == 0).all()
+
+
+def test_cli_writes_npz(tmp_path) -> None:
+    out = tmp_path / "jets.npz"
+    gen.main(["--jets", "4", "--seed", "3", "--out", str(out), "--no-progress"])
+    with np.load(out, allow_pickle=False) as f:
+        assert set(f.files) == {"X", "y", "meta"}
+        assert f["X"].shape == (4, 45) and f["y"].dtype == np.int8
+        meta = json.loads(str(f["meta"]))
+    assert meta["seed"] == 3 and meta["pthat_window"] == [gen.PTHAT_MIN, gen.PTHAT_MAX]
+    assert "versions" in meta and "--jets 4" in meta["command"]
