@@ -183,11 +183,23 @@ def open_storage(url: str | os.PathLike | None = None) -> BaseStorage:
         raise ValueError(f"Storage {url!r} is neither a path ending in .journal nor a database URL "
                          "(sqlite:///studies.db, postgresql://user:password@host/db).")
     try:
-        return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                          engine_kwargs={"pool_pre_ping": True})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat's
+            return RDBStorage(_with_installed_driver(url), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                              engine_kwargs={"pool_pre_ping": True})
     except Exception as error:  # noqa: BLE001 - sqlalchemy and drivers raise many kinds
         raise ValueError(f"Cannot open storage {_mask(url)}: {type(error).__name__}: "
                          f"{str(error).splitlines()[0]}. Check the URL, the server and the credentials.") from None
+
+
+def _with_installed_driver(url: str) -> str:
+    """``postgresql://`` means psycopg 3 to SQLAlchemy 2.1; use psycopg2 (the pinned driver) when only it is there."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:

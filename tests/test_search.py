@@ -207,7 +207,7 @@ def postgres_url() -> str:
         pytest.skip("QG_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against (.ci/run starts one)")
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(POSTGRES_URL)
+    engine = sqlalchemy.create_engine(search._with_installed_driver(POSTGRES_URL))
     with engine.begin() as connection:  # a clean schema for each test
         connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public;"))
     engine.dispose()
