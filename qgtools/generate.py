@@ -73,10 +73,11 @@ PTHAT_NOTE = "filled in below"
 JET_R = 0.4
 JET_PT_MIN, JET_PT_MAX = 500.0, 550.0
 JET_ABS_Y_MAX = 1.7
-# Early veto (speed only) at parton-shower scale VETO_SCALE on the hardest
-# anti-kT jet of the partons so far; the window must keep every accepted jet.
-VETO_SCALE = 30.0  # GeV
-PROXY_PT_MIN, PROXY_PT_MAX, PROXY_ABS_Y_MAX = 400.0, 800.0, 2.5
+# Early veto (speed only): when the parton shower reaches VETO_SCALE, the
+# event goes on only if the partons so far have an anti-kT R = PROXY_R jet with
+# pT > PROXY_PT_MIN and |y| < PROXY_ABS_Y_MAX (wide margins, see the docstring).
+VETO_SCALE = 8.0  # GeV
+PROXY_R, PROXY_PT_MIN, PROXY_ABS_Y_MAX = 1.0, 450.0, 2.2
 # Loose SlowJet pre-selection: only a speed-up, it must keep every event that
 # FastJet accepts (the two run the same algorithm on the same particles).
 PRESEL_PT_MIN, PRESEL_PT_MAX, PRESEL_ABS_Y_MAX = 480.0, 570.0, 1.9
@@ -168,8 +169,8 @@ def _make_pythia(pythia8mc: Any, fastjet: Any, label: int, pythia_seed: int) -> 
         def __init__(self, quark: bool) -> None:
             super().__init__()
             self.quark = quark
-            self.proxy = (0.0, 0.0)  # (pT, y) of the last parton-level proxy jet
-            self.jet_def = fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R, fastjet.E_scheme)
+            self.proxy_pt = 0.0  # pT of the last event's hardest central proxy jet
+            self.jet_def = fastjet.JetDefinition(fastjet.antikt_algorithm, PROXY_R, fastjet.E_scheme)
 
         def canVetoProcessLevel(self) -> bool:
             return self.quark
@@ -195,10 +196,9 @@ def _make_pythia(pythia8mc: Any, fastjet: Any, label: int, pythia_seed: int) -> 
                 p = event[i]
                 if p.isFinal() and p.idAbs() not in NEUTRINOS and p.id() != 23:
                     partons.append(fastjet.PseudoJet(p.px(), p.py(), p.pz(), p.e()))
-            jets = fastjet.sorted_by_pt(fastjet.ClusterSequence(partons, self.jet_def).inclusive_jets())
-            self.proxy = (jets[0].pt(), jets[0].rap()) if jets else (0.0, 0.0)
-            pt, y = self.proxy
-            return not (PROXY_PT_MIN < pt < PROXY_PT_MAX and abs(y) < PROXY_ABS_Y_MAX)
+            jets = fastjet.ClusterSequence(partons, self.jet_def).inclusive_jets(PROXY_PT_MIN)
+            self.proxy_pt = max((j.pt() for j in jets if abs(j.rap()) < PROXY_ABS_Y_MAX), default=0.0)
+            return self.proxy_pt == 0.0
 
     pythia = pythia8mc.Pythia("", False)
     for s in settings(label, pythia_seed):

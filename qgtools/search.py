@@ -322,6 +322,7 @@ def run(args: argparse.Namespace) -> int:
             fail_dead_workers_trials(study)
             now = count_finished(study)
             bar.update(now - bar.n)
+        fail_dead_workers_trials(study)  # a worker killed just before the last check
         bar.update(count_finished(study) - bar.n)
     codes = [p.exitcode for p in workers]
     finished = count_finished(study)
