@@ -23,7 +23,7 @@ lab: install
 	$(BIN)/jupyter lab notebooks/
 
 test: install
-	QG_FAST=1 $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	QG_FAST=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .pytest_cache qg-studies.journal lightning_logs

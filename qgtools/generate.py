@@ -26,31 +26,32 @@ Choices the public description leaves open, made here:
   showering, so no time is spent on them). Gluon events are all kept.
 * Pure Z (``WeakZ0:gmZmode = 2``) decaying to nu nubar only; the jet inputs
   are all final-state particles except neutrinos (|id| 12, 14, 16).
-* Hard-process window ``PhaseSpace:pTHatMin/pTHatMax`` = PTHAT_MIN/PTHAT_MAX
-  = 250/1000 GeV. Accepted jets come from a wide pTHat range: ISR recoil
-  and hard wide-angle emissions merging into the jet bring jets from pTHat
-  down to ~275 GeV into the 500-550 GeV window (mostly quark jets: about 2%
-  of them come from pTHat < 300 GeV, 6% from < 350 GeV; 0.4% of gluon jets
-  from < 350 GeV), and out-of-cone radiation brings jets from pTHat up to
-  ~870 GeV down into it. None of ~1500 accepted jets per class generated
-  with wider windows fell outside 250-1000 GeV (measured with this module's
-  settings on samples generated with 150-1500 GeV windows).
-* Speed-ups that do not change which jets are accepted (checked on a few
-  thousand accepted jets; they only skip events that cannot pass):
-  (1) quark class: process-level veto of c/b events (above);
-  (2) at parton-shower scale VETO_SCALE = 8 GeV of the interleaved
-  ISR/FSR/MPI evolution (UserHooks doVetoPT), the event is abandoned unless
-  the partons so far (all final partons and photons, not the Z or
-  neutrinos) have an anti-kT R = 1.0 jet with pT > 450 GeV and |y| < 2.2.
-  An accepted R = 0.4 jet has pT > 500 GeV and |y| < 1.7, and its R = 1.0
-  parton-level proxy was never found below 496 GeV nor beyond |y| = 1.72;
-  later emissions are softer than 8 GeV. Most events are rejected there, at
-  a small fraction of the cost of a full event;
-  (3) after hadronization, Pythia's SlowJet (the same anti-kT R = 0.4, in
-  the fjcore bundled with Pythia, run in C++ on the same particles) must
-  find a hardest jet with 480 < pT < 570 GeV and |y| < 1.9 before the event
-  is handed to FastJet; accepted jets are always FastJet's;
-  (4) ``Print:quiet``, ``Next:numberCount = 0``.
+* Hard-process window: ``PhaseSpace:pTHatMin = 250`` GeV (PTHAT_MIN), no
+  upper limit (``pTHatMax = -1``). Accepted jets come from a wide pTHat
+  range: ISR recoil and hard wide-angle emissions merging into the jet bring
+  jets from pTHat down to ~275 GeV into the 500-550 GeV window (mostly quark
+  jets: about 2% of them come from pTHat < 300 GeV and 6% from < 350 GeV,
+  against 0.4% of gluon jets from < 350 GeV), and out-of-cone radiation
+  brings gluon jets from pTHat up to ~1100 GeV (0.1% above 1000 GeV) down
+  into it; events above 1000 GeV are too rare to cost anything. pTHat
+  150-250 GeV would add < 0.25% to the quark and < 0.1% to the gluon jets
+  (measured upper bounds). A window from 450 GeV up, say, would be 3-4
+  times faster but would drop ~15% of the quark and ~7% of the gluon jets.
+* Speed-ups that only skip events which cannot give an accepted jet (so
+  the accepted jets are those of the plain chain; ~12x faster than it with
+  this pTHat window: ~18 instead of ~1.5 jets/s on one core):
+  (1) quark class: the process-level c/b veto above;
+  (2) when the interleaved ISR/FSR/MPI evolution reaches VETO_SCALE = 8 GeV
+  (UserHooks doVetoPT), the event is abandoned unless its final-state
+  partons and photons so far (not the Z, not neutrinos) have an anti-kT
+  R = 1.0 jet with pT > 450 GeV and |y| < 2.2. Later emissions are softer
+  than 8 GeV; in 625 accepted jets generated without this veto, that R = 1.0
+  parton jet was never below 496 GeV nor beyond |y| = 1.72. ~90% of the
+  events stop there, at a small fraction of the cost of a full event;
+  (3) after hadronization, Pythia's SlowJet (the same anti-kT R = 0.4 in the
+  fjcore bundled with Pythia, run in C++ on the same particles: identical
+  hardest jets in 3000 events checked) must find a hardest jet with
+  480 < pT < 570 GeV and |y| < 1.9 before the event goes to FastJet.
 * Jets: FastJet anti-kT, R = 0.4, E-scheme, on all final-state particles but
   neutrinos; only the hardest jet of the event is considered, and the event
   is rejected if it fails 500 < pT < 550 GeV and |y| < 1.7 (y = rapidity).
@@ -60,13 +61,18 @@ Choices the public description leaves open, made here:
   optimisation; distances dR = sqrt(dy^2 + dphi^2) in rapidity and azimuth
   (wrapped to [-pi, pi]); tau_N^beta = sum_i pT_i min_k dR_ik^beta / pT_jet
   with pT_jet the jet's (E-scheme) pT, no characteristic radius R0. A jet
-  with N or fewer constituents has tau_N = 0 exactly.
-* Seeding: the work is split into chunks of CHUNK_JETS jets of one class;
-  chunk c of class k runs a fresh Pythia with ``Random:seed`` derived from
-  (seed, k, c) by numpy's SeedSequence (range 1..900000000). Results are
+  with N or fewer constituents has tau_N = 0 exactly. With these
+  (unoptimised) axes tau_N^beta falls with N for beta = 2, but for beta = 0.5
+  and 1 tau_{N+1} > tau_N happens (mostly tau_2 > tau_1, in ~13% of jets).
+* Seeding: the work is split into chunks of CHUNK_JETS = 250 jets of one
+  class; chunk c of class k (1 = quark, 0 = gluon) runs a fresh Pythia with
+  ``Random:seed = (b + 2c + k) % 900000000 + 1``, b drawn from ``seed`` by
+  numpy's SeedSequence, so all chunks of a run have distinct seeds. Results are
   assembled in chunk order, so they do not depend on the worker count, then
   shuffled with ``np.random.default_rng(seed)``. Classes are exactly
-  balanced, so the number of jets must be even.
+  balanced, so the number of jets must be even. Workers are spawned
+  processes: a script calling generate(workers > 1) needs the usual
+  ``if __name__ == "__main__":`` guard.
 * Output: float32 features, int8 labels (an .npz also holding ``meta``, a
   JSON string with all settings and versions).
 """
@@ -84,9 +90,8 @@ import numpy as np
 
 CHUNK_JETS = 250
 ECM = 14000.0
-PTHAT_MIN = 250.0  # GeV; see PTHAT_NOTE
-PTHAT_MAX = 1000.0  # GeV
-PTHAT_NOTE = "filled in below"
+PTHAT_MIN = 250.0  # GeV; see the module docstring
+PTHAT_MAX = -1.0  # no upper limit
 JET_R = 0.4
 JET_PT_MIN, JET_PT_MAX = 500.0, 550.0
 JET_ABS_Y_MAX = 1.7
@@ -137,21 +142,25 @@ def _import_backends() -> tuple[Any, Any]:
     return pythia8mc, fastjet
 
 
-def chunk_seeds(seed: int, label: int, n_chunks: int) -> list[int]:
-    """Pythia seeds (1..900000000) for chunks 0..n_chunks-1 of one class."""
-    return [
-        int(np.random.SeedSequence([seed, label, c]).generate_state(1)[0]) % MAX_SEED + 1
-        for c in range(n_chunks)
-    ]
+def pythia_seed(seed: int, label: int, chunk: int) -> int:
+    """Pythia ``Random:seed`` (1..900000000) for one chunk of one class.
+
+    A base drawn from ``seed`` by numpy's SeedSequence, plus 2 * chunk + label:
+    distinct for all chunks of a run (Pythia gives independent random
+    sequences for distinct seeds).
+    """
+    base = int(np.random.SeedSequence(seed).generate_state(1)[0])
+    return (base + 2 * chunk + label) % MAX_SEED + 1
 
 
 def nsubjettiness(
     y: np.ndarray, phi: np.ndarray, pt: np.ndarray, axes: list[np.ndarray], pt_jet: float
 ) -> np.ndarray:
-    """tau_N^beta for N = 1..len(axes), N-major, beta in BETAS.
+    """The N_MAX * len(BETAS) values tau_N^beta, N-major, beta in BETAS.
 
-    ``axes[N-1]`` is an (N, 2) array of axis (y, phi); constituents are given
-    by the arrays y, phi, pt. Missing N (more axes than particles) give 0.
+    Constituents are given by the arrays y, phi, pt; ``axes[N-1]`` is an
+    (N, 2) array of the (y, phi) of the N axes. tau_N for N > len(axes) is 0
+    (the caller gives no axes for N >= number of constituents).
     """
     taus = np.zeros((N_MAX, len(BETAS)))
     for n, ax in enumerate(axes):
@@ -179,8 +188,8 @@ def _make_pythia(pythia8mc: Any, fastjet: Any, label: int, pythia_seed: int) -> 
         """Early vetoes of events that cannot give an accepted jet (speed only).
 
         Process level (quark class only): outgoing quark not u, d, s.
-        At parton-shower scale VETO_SCALE: hardest anti-kT jet of the partons
-        so far outside the loose PROXY_* window.
+        At parton-shower scale VETO_SCALE: no anti-kT R = PROXY_R jet of the
+        partons so far with pT > PROXY_PT_MIN and |y| < PROXY_ABS_Y_MAX.
         """
 
         def __init__(self, quark: bool) -> None:
@@ -213,7 +222,8 @@ def _make_pythia(pythia8mc: Any, fastjet: Any, label: int, pythia_seed: int) -> 
                 p = event[i]
                 if p.isFinal() and p.idAbs() not in NEUTRINOS and p.id() != 23:
                     partons.append(fastjet.PseudoJet(p.px(), p.py(), p.pz(), p.e()))
-            jets = fastjet.ClusterSequence(partons, self.jet_def).inclusive_jets(PROXY_PT_MIN)
+            cs = fastjet.ClusterSequence(partons, self.jet_def)
+            jets = cs.inclusive_jets(PROXY_PT_MIN)
             self.proxy_pt = max((j.pt() for j in jets if abs(j.rap()) < PROXY_ABS_Y_MAX), default=0.0)
             return self.proxy_pt == 0.0
 
@@ -245,6 +255,7 @@ def accepted_jets(label: int, pythia_seed: int) -> Iterator[tuple[np.ndarray, An
     jet and the Pythia instance (its event and info belong to the jet).
     """
     pythia8mc, fastjet = _import_backends()
+    # hooks must stay referenced while pythia runs (it only holds a pointer)
     pythia, hooks = _make_pythia(pythia8mc, fastjet, label, pythia_seed)
     anti_kt = fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R, fastjet.E_scheme)
     kt_def = fastjet.JetDefinition(
@@ -277,7 +288,6 @@ def accepted_jets(label: int, pythia_seed: int) -> Iterator[tuple[np.ndarray, An
         jet = fastjet.sorted_by_pt(cs.inclusive_jets())[0]
         if JET_PT_MIN < jet.pt() < JET_PT_MAX and abs(jet.rap()) < JET_ABS_Y_MAX:
             yield _jet_features(jet, fastjet, kt_def), jet, pythia
-        _ = hooks  # keep the hooks alive as long as Pythia runs
 
 
 def generate_chunk(label: int, pythia_seed: int, n_jets: int) -> np.ndarray:
@@ -297,49 +307,60 @@ def generate(
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Generate ``n_jets`` jets, half quark half gluon, shuffled.
 
-    Returns X (n_jets, 45) float32, y (n_jets,) int8 (1 = quark) and a dict of
-    metadata. The result depends on ``n_jets`` and ``seed`` only.
+    Returns X (n_jets, 45) float32, y (n_jets,) int8 (1 = quark, 0 = gluon)
+    and a metadata dict. X and y depend on ``n_jets`` and ``seed`` only, not
+    on ``workers``.
     """
     if n_jets <= 0 or n_jets % 2:
         raise ValueError(f"n_jets must be a positive even number (balanced classes), got {n_jets}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    _import_backends()
+    _import_backends()  # fail early, with the install hint
     n_class = n_jets // 2
-    n_chunks = -(-n_class // CHUNK_JETS)
-    sizes = [min(CHUNK_JETS, n_class - c * CHUNK_JETS) for c in range(n_chunks)]
-    seeds = {k: chunk_seeds(seed, k, n_chunks) for k in (QUARK, GLUON)}
-    jobs = [(k, seeds[k][c], sizes[c]) for c in range(n_chunks) for k in (QUARK, GLUON)]
+    sizes = [min(CHUNK_JETS, n_class - start) for start in range(0, n_class, CHUNK_JETS)]
+    jobs = [
+        (label, pythia_seed(seed, label, c), size)
+        for c, size in enumerate(sizes)
+        for label in (QUARK, GLUON)
+    ]
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n_jets, unit="jet", file=sys.stderr, smoothing=0.1)
     start = time.time()
-    results: list[np.ndarray] = []
+    bar = _progress_bar(n_jets) if progress else None
+    pool = None
     if workers == 1:
-        chunks = map(_run_job, jobs)
+        chunks: Iterator[np.ndarray] = map(_run_job, jobs)
     else:
         pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)))
-        chunks = pool.imap(_run_job, jobs)
+        chunks = pool.imap(_run_job, jobs)  # results in job order
+    results = []
     try:
         for chunk in chunks:
             results.append(chunk)
             if bar is not None:
                 bar.update(len(chunk))
     finally:
-        if workers > 1:
+        if pool is not None:
             pool.terminate()
         if bar is not None:
             bar.close()
-    wall = time.time() - start
 
     X = np.concatenate(results)
-    y = np.array([k for k, _, n in jobs for _ in range(n)], dtype=np.int8)
+    y = np.concatenate([np.full(size, label, dtype=np.int8) for label, _, size in jobs])
     perm = np.random.default_rng(seed).permutation(n_jets)
-    meta = _metadata(n_jets, seed, workers, wall)
+    meta = _metadata(n_jets, seed, workers, time.time() - start)
     return X[perm], y[perm], meta
+
+
+def _progress_bar(total: int) -> Any:
+    """A tqdm bar on stderr (jets, with ETA), or None without tqdm."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        print("(pip install tqdm for a progress bar)", file=sys.stderr)
+        return None
+    return tqdm(total=total, unit="jet", file=sys.stderr, smoothing=0.05)
 
 
 def _metadata(n_jets: int, seed: int, workers: int, wall: float) -> dict:
@@ -357,18 +378,29 @@ def _metadata(n_jets: int, seed: int, workers: int, wall: float) -> dict:
         "pythia_settings_common": list(COMMON_SETTINGS),
         "pythia_settings_quark": list(PROCESS_SETTINGS[QUARK]),
         "pythia_settings_gluon": list(PROCESS_SETTINGS[GLUON]),
-        "pythia_seeding": "Random:setSeed = on; Random:seed = "
-        "SeedSequence([seed, label, chunk]).generate_state(1)[0] % 900000000 + 1",
-        "quark_selection": "process-level veto unless |id| of outgoing hard quark in (1, 2, 3)",
+        "pythia_seeding": "Random:setSeed = on, Random:seed = (SeedSequence(seed)"
+        ".generate_state(1)[0] + 2 * chunk + label) % 900000000 + 1",
         "chunk_jets": CHUNK_JETS,
+        "quark_selection": "process-level veto unless the outgoing hard quark is u, d or s",
         "pthat_window": [PTHAT_MIN, PTHAT_MAX],
-        "pthat_note": PTHAT_NOTE,
-        "jet_definition": f"anti-kT R={JET_R} E-scheme (FastJet), hardest jet only",
-        "jet_cuts": {"pt_min": JET_PT_MIN, "pt_max": JET_PT_MAX, "abs_y_max": JET_ABS_Y_MAX},
+        "jet_definition": f"FastJet anti-kT R={JET_R} E-scheme, hardest jet only",
         "jet_inputs": "final-state particles except |id| in (12, 14, 16)",
-        "nsubjettiness": "tau_N^beta = sum_i pT_i min_k dR_ik^beta / pT_jet, axes = exclusive "
-        "kT subjets (R=1000, E-scheme), dR in (y, phi); tau_N = 0 if n_constituents <= N",
+        "jet_cuts": {"pt_min": JET_PT_MIN, "pt_max": JET_PT_MAX, "abs_y_max": JET_ABS_Y_MAX},
+        "nsubjettiness": "tau_N^beta = sum_i pT_i min_k dR_ik^beta / pT_jet; axes: exclusive kT "
+        "subjets (R=1000, E-scheme); dR in (y, phi); tau_N = 0 if n_constituents <= N",
+        "early_veto": {
+            "scale_gev": VETO_SCALE,
+            "proxy": f"anti-kT R={PROXY_R} jet of the partons at that scale",
+            "proxy_pt_min": PROXY_PT_MIN,
+            "proxy_abs_y_max": PROXY_ABS_Y_MAX,
+        },
+        "slowjet_preselection": {
+            "pt_min": PRESEL_PT_MIN,
+            "pt_max": PRESEL_PT_MAX,
+            "abs_y_max": PRESEL_ABS_Y_MAX,
+        },
         "versions": {pkg: version(pkg) for pkg in ("pythia8mc", "fastjet", "numpy")},
+        "python": sys.version.split()[0],
         "command": " ".join(sys.argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -391,8 +423,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     X, y, meta = generate(args.jets, args.seed, args.workers, progress=not args.no_progress)
-    if argv is not None:
-        meta["command"] = "python -m qgtools.generate " + " ".join(argv)
+    cli_args = sys.argv[1:] if argv is None else argv
+    meta["command"] = "python -m qgtools.generate " + " ".join(cli_args)
     save(args.out, X, y, meta)
     print(f"wrote {args.out}: {len(y)} jets in {meta['wall_seconds']} s", file=sys.stderr)
 

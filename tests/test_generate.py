@@ -30,11 +30,16 @@ def test_shape_dtype_and_balance(sample) -> None:
 def test_taus_physical(sample) -> None:
     X, y, _ = sample
     assert np.isfinite(X).all() and (X >= 0).all()
-    taus = X.reshape(len(X), gen.N_MAX, len(gen.BETAS))
-    # exclusive-kT axes only nearly guarantee tau_{N+1} <= tau_N: allow rare, small rises
-    rises = np.diff(taus, axis=1) > 1e-6
-    assert rises.mean() < 0.01
+    taus = X.reshape(len(X), gen.N_MAX, len(gen.BETAS)).astype(np.float64)
     assert (taus[:, 0] > 0).all()
+    rises = np.diff(taus, axis=1) > 1e-5 * taus[:, :-1] + 1e-7
+    # beta = 2: each kT axis is (nearly) the pT-weighted centroid of its
+    # subjet, so splitting a subjet never raises tau: non-increasing in N
+    assert not rises[..., 2].any()
+    # beta = 0.5, 1: exclusive-kT axes are not optimised, so tau_{N+1} > tau_N
+    # happens (mostly tau_2 > tau_1); only the typical jet must fall with N
+    assert rises[..., :2].mean() < 0.1
+    assert (np.diff(np.median(taus, axis=0), axis=0) <= 0).all()
     # gluon jets are wider than quark jets
     assert np.median(taus[y == 0, 0, 1]) > np.median(taus[y == 1, 0, 1])
 
