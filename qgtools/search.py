@@ -36,7 +36,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from qgtools.config import sizes
 from qgtools.data import JetData, load
-from qgtools.model import HParams, count_parameters, mlp_from_hparams
+from qgtools.model import HParams
 from qgtools.train import fit
 
 DEFAULT_STORAGE = "qg-studies.journal"
