@@ -13,10 +13,9 @@ from typing import Sequence
 import numpy as np
 
 from qgtools import metrics
-from qgtools.data import FEATURE_NAMES, JetData, Preprocessor
+from qgtools.data import FEATURE_NAMES, SPLIT_NAMES, JetData, Preprocessor
 from qgtools.data import split as split_data
 
-SPLIT_NAMES = ("train", "val", "test")
 TAU1_BETA1, TAU2_BETA1 = FEATURE_NAMES.index("tau_1^(1)"), FEATURE_NAMES.index("tau_2^(1)")
 
 

@@ -47,6 +47,7 @@ ENERGYFLOW_N_JETS = 100_000
 
 SAMPLE_RESOURCE = "sample/qg_nsubs_sample.npz"
 PREPROCESSING_KINDS = ("none", "log", "standardize", "log+standardize")
+SPLIT_NAMES = ("train", "val", "test")
 HOW_TO_GET_REAL = (
     "To use the real EnergyFlow file, run `python -m qgtools.data fetch` on a machine with a "
     f"network, or copy {ENERGYFLOW_FILENAME} into $QG_DATA_DIR/datasets/ (default "
@@ -236,12 +237,8 @@ def load_sample() -> JetData:
     if not path.is_file():
         raise ValueError(f"The offline sample is missing from the installed package ({path}); reinstall qgtools.")
     pythia = sample_metadata().get("versions", {}).get("pythia8mc", "8.3")
-    return load_npz(path, source=f"offline sample (qgtools regeneration, Pythia {pythia}): {_count(path)} jets")
-
-
-def _count(path: Path) -> int:
-    with np.load(path, allow_pickle=False) as f:
-        return len(f["y"])
+    data = load_npz(path)
+    return JetData(data.X, data.y, source=f"offline sample (qgtools regeneration, Pythia {pythia}): {len(data)} jets")
 
 
 # --------------------------------------------------------------------------- download

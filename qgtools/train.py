@@ -20,13 +20,12 @@ import torch
 from lightning.pytorch import Callback, Trainer, seed_everything
 from torch import nn
 
-from qgtools.data import JetData, Preprocessor, QGDataModule
+from qgtools.data import SPLIT_NAMES, JetData, Preprocessor, QGDataModule
 from qgtools.data import split as split_data
 from qgtools.model import HParams, QGClassifier, count_parameters
 
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 ROWS_PER_STEP = 4096  # jets per Lightning step: several mini-batches, to amortise its per-step overhead
-SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass
