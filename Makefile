@@ -17,12 +17,20 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-generate.txt pyp
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(BIN)/pip install -r requirements-test.txt
+	touch $@
+
 install: $(VENV)/.installed
 
 lab: install
 	$(BIN)/jupyter lab notebooks/
 
-test: install
+LINTED := qgtools tests bench scripts
+
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	QG_FAST=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 clean:

@@ -1,14 +1,16 @@
-"""How fast does each search strategy find a good model? Random, TPE, TPE + median pruning, TPE + Hyperband.
+"""How fast does each search find a good model? Random, TPE, TPE + median pruning, TPE + Hyperband.
 
-Usage: python bench/hpo_efficiency.py [--data sample] [--budget 180] [--repeats 3] [--max-epochs 10]
-                                      [--reference-epochs 50] [--methods random,tpe,tpe-median,tpe-hyperband]
+Usage: python bench/hpo_efficiency.py [--data sample] [--budget 180] [--repeats 3]
+           [--max-epochs 10] [--reference-epochs 50]
+           [--methods random,tpe,tpe-median,tpe-hyperband]
 
-Each method searches the ``cpu`` space with one worker (one torch thread) for ``--budget`` seconds of
-wall clock, ``--repeats`` times with different sampler seeds, all on the same split. The reference
-configuration (6 x 1024) is trained once on the same split for comparison. Prints the best validation
-rejection reached by each time (mean and spread over repeats) and the time each method needs to reach
-the reference configuration's validation rejection. Run it on an otherwise idle machine (it takes about
-methods x repeats x budget, plus the reference training). Prints measured figures; asserts nothing.
+Each method searches the ``cpu`` space with one worker (one torch thread) for ``--budget``
+seconds of wall clock, ``--repeats`` times with different sampler seeds, all on the same
+split. The reference configuration (6 x 1024) is trained once on the same split for
+comparison. Prints the best validation rejection reached by each time (mean and spread over
+repeats) and the time each method needs to reach the reference configuration's validation
+rejection. Run it on an otherwise idle machine (it takes about methods x repeats x budget,
+plus the reference training). Prints measured figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -22,15 +24,24 @@ import torch
 
 from qgtools import data, model, search, train
 
-METHODS = {"random": ("random", "none"), "tpe": ("tpe", "none"), "tpe-median": ("tpe", "median"),
-           "tpe-hyperband": ("tpe", "hyperband")}
+METHODS = {
+    "random": ("random", "none"),
+    "tpe": ("tpe", "none"),
+    "tpe-median": ("tpe", "median"),
+    "tpe-hyperband": ("tpe", "hyperband"),
+}
 
 
-def one_run(jets: data.JetData, method: str, seed: int, budget: float, max_epochs: int) -> list[tuple[float, float]]:
+def one_run(
+    jets: data.JetData, method: str, seed: int, budget: float, max_epochs: int
+) -> list[tuple[float, float]]:
     """(seconds since start, best validation rejection so far) after each finished trial."""
     sampler_name, pruner_name = METHODS[method]
-    study = optuna.create_study(direction="maximize", sampler=search.make_sampler(sampler_name, seed),
-                                pruner=search.make_pruner(pruner_name))
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=search.make_sampler(sampler_name, seed),
+        pruner=search.make_pruner(pruner_name),
+    )
     trace: list[tuple[float, float]] = []
     start = time.perf_counter()
 
@@ -39,10 +50,18 @@ def one_run(jets: data.JetData, method: str, seed: int, budget: float, max_epoch
         if complete:
             trace.append((time.perf_counter() - start, max(complete)))
 
-    study.optimize(search.make_objective(jets, "cpu", max_epochs, num_threads=1), timeout=budget, callbacks=[record])
+    study.optimize(
+        search.make_objective(jets, "cpu", max_epochs, num_threads=1),
+        timeout=budget,
+        callbacks=[record],
+    )
     n = {s.name: sum(t.state == s for t in study.trials) for s in optuna.trial.TrialState}
-    print(f"  {method:<14} seed {seed}: {len(study.trials)} trials ({n['COMPLETE']} complete, {n['PRUNED']} pruned, "
-          f"{n['FAIL']} failed), best {trace[-1][1] if trace else float('nan'):.1f}", flush=True)
+    print(
+        f"  {method:<14} seed {seed}: {len(study.trials)} trials ({n['COMPLETE']} complete, "
+        f"{n['PRUNED']} pruned, {n['FAIL']} failed), "
+        f"best {trace[-1][1] if trace else float('nan'):.1f}",
+        flush=True,
+    )
     return trace
 
 
@@ -67,20 +86,34 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     jets = data.load(source=args.data)
     methods = args.methods.split(",")
-    print(f"data: {jets.source}; split seed {search.SPLIT_SEED}; space cpu; {args.max_epochs} epochs per trial; "
-          f"budget {args.budget:.0f} s x {args.repeats} repeats; torch threads 1 per search")
+    print(
+        f"data: {jets.source}; split seed {search.SPLIT_SEED}; space cpu; "
+        f"{args.max_epochs} epochs per trial; "
+        f"budget {args.budget:.0f} s x {args.repeats} repeats; torch threads 1 per search"
+    )
 
     torch.set_num_threads(2)
     reference = train.fit(model.HParams(), jets, max_epochs=args.reference_epochs, progress=False)
-    print(f"reference 6 x 1024, {args.reference_epochs} epochs: best val rejection {reference.best_val_rejection:.1f} "
-          f"({reference.wall_time_s / 60:.1f} min, 2 threads)", flush=True)
+    print(
+        f"reference 6 x 1024, {args.reference_epochs} epochs: "
+        f"best val rejection {reference.best_val_rejection:.1f} "
+        f"({reference.wall_time_s / 60:.1f} min, 2 threads)",
+        flush=True,
+    )
     torch.set_num_threads(1)
 
-    traces = {method: [one_run(jets, method, seed, args.budget, args.max_epochs) for seed in range(args.repeats)]
-              for method in methods}
+    traces = {
+        method: [
+            one_run(jets, method, seed, args.budget, args.max_epochs)
+            for seed in range(args.repeats)
+        ]
+        for method in methods
+    }
     checkpoints = [args.budget * f for f in (1 / 6, 1 / 3, 2 / 3, 1)]
-    print(f"\nbest validation rejection by wall-clock time (mean ± std over {args.repeats} repeats); "
-          f"time to reach the reference's {reference.best_val_rejection:.1f}")
+    print(
+        f"\nbest validation rejection by wall-clock time (mean ± std over {args.repeats} repeats); "
+        f"time to reach the reference's {reference.best_val_rejection:.1f}"
+    )
     header = " | ".join(f"{t:>5.0f} s" for t in checkpoints)
     print(f"| method | {header} | time to reference |")
     print("|---|" + "---|" * len(checkpoints) + "---|")
@@ -88,10 +121,18 @@ def main() -> None:
         cells = []
         for t in checkpoints:
             values = np.array([best_at(trace, t) for trace in runs])
-            cells.append(f"{np.nanmean(values):.1f} ± {np.nanstd(values):.1f}" if np.isfinite(values).any() else "-")
+            cells.append(
+                f"{np.nanmean(values):.1f} ± {np.nanstd(values):.1f}"
+                if np.isfinite(values).any()
+                else "-"
+            )
         reach = np.array([time_to_reach(trace, reference.best_val_rejection) for trace in runs])
         hit = np.isfinite(reach)
-        reach_text = f"{reach[hit].mean():.0f} s ({hit.sum()}/{len(runs)} runs)" if hit.any() else f"not reached (0/{len(runs)})"
+        reach_text = (
+            f"{reach[hit].mean():.0f} s ({hit.sum()}/{len(runs)} runs)"
+            if hit.any()
+            else f"not reached (0/{len(runs)})"
+        )
         print(f"| {method} | " + " | ".join(cells) + f" | {reach_text} |")
 
 

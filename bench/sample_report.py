@@ -1,4 +1,4 @@
-"""Is the offline sample faithful? Per-class medians, taus falling with N, zero taus, a boosted-tree baseline.
+"""Is the offline sample faithful? Per-class medians, taus falling with N, zero taus, baselines.
 
 Usage: python bench/sample_report.py [--data sample]
 
@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--data", default="sample")
     args = parser.parse_args()
     jets = data.load(source=args.data)
-    taus = jets.X.reshape(-1, 15, 3).astype(np.float64)
+    taus = data.reshape_taus(jets.X).astype(np.float64)
     print(f"data: {jets.source}; quark fraction {jets.y.mean():.3f}")
     print("median tau_N^(beta=1), quark / gluon:")
     for n in (1, 2, 3, 5, 10, 15):
@@ -27,11 +27,18 @@ def main() -> None:
         print(f"  N={n:>2}: {q:.4f} / {g:.4f}")
     medians = np.median(taus, axis=0)
     print(f"median taus fall with N for every beta: {bool((np.diff(medians, axis=0) <= 0).all())}")
-    print(f"share of jets with tau_15 = 0 (15 or fewer constituents): {(taus[:, 14, 1] == 0).mean():.2%}")
-    train_part, val, _ = data.split(jets)
+    print(
+        "share of jets with tau_15 = 0 (15 or fewer constituents): "
+        f"{(taus[:, 14, 1] == 0).mean():.2%}"
+    )
     for result in baselines.run_baselines(jets):
-        _, low, high = metrics.bootstrap_interval(metrics.background_rejection, val.y, result.scores, n=500)
-        print(f"{result.name:<40} val rejection {result.rejection:5.1f} [{low:.1f}, {high:.1f}], AUC {result.auc:.3f}")
+        _, low, high = metrics.bootstrap_interval(
+            metrics.background_rejection, result.labels, result.scores, n=500
+        )
+        print(
+            f"{result.name:<40} val rejection {result.rejection:5.1f} [{low:.1f}, {high:.1f}], "
+            f"AUC {result.auc:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,27 +7,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from qgtools import metrics
-from qgtools.data import FEATURE_NAMES, SPLIT_NAMES, JetData, Preprocessor
+from qgtools.data import DEFAULT_SPLIT, FEATURE_NAMES, SPLIT_NAMES, JetData
 from qgtools.data import split as split_data
+from qgtools.preprocessing import Preprocessor
 
 TAU1_BETA1, TAU2_BETA1 = FEATURE_NAMES.index("tau_1^(1)"), FEATURE_NAMES.index("tau_2^(1)")
 
 
 @dataclass(frozen=True)
 class BaselineResult:
-    """One baseline's figures on one split; ``scores`` are its quark scores there."""
+    """One baseline's figures on one split; ``scores`` are its quark scores there and
+    ``labels`` the true labels of the same jets."""
 
     name: str
     rejection: float
     auc: float
     split: str
     scores: np.ndarray
+    labels: np.ndarray
 
     def __repr__(self) -> str:
         return f"{self.name}: rejection {self.rejection:.1f}, AUC {self.auc:.3f} ({self.split})"
@@ -50,9 +53,15 @@ def tau21(X: np.ndarray) -> np.ndarray:
     return np.divide(X[:, TAU2_BETA1], tau1, out=np.zeros(len(X)), where=tau1 > 0)
 
 
-def run_baselines(data: JetData, *, split_seed: int = 0, evaluate_on: str = "val",
-                  split_sizes: Sequence[float] | Sequence[int] = (0.8, 0.1, 0.1), seed: int = 0,
-                  include: Sequence[str] = ("single", "tau21", "trees")) -> list[BaselineResult]:
+def run_baselines(
+    data: JetData,
+    *,
+    split_seed: int = 0,
+    evaluate_on: str = "val",
+    split_sizes: Sequence[float] | Sequence[int] = DEFAULT_SPLIT,
+    seed: int = 0,
+    include: Sequence[str] = ("single", "tau21", "trees"),
+) -> list[BaselineResult]:
     """Fit the baselines on the training split and score them on ``evaluate_on``.
 
     Args:
@@ -71,12 +80,15 @@ def run_baselines(data: JetData, *, split_seed: int = 0, evaluate_on: str = "val
     results = []
 
     def add(name: str, scores: np.ndarray) -> None:
-        results.append(BaselineResult(name, metrics.background_rejection(target.y, scores),
-                                      metrics.roc_auc(target.y, scores), evaluate_on, scores))
+        rejection = metrics.background_rejection(target.y, scores)
+        auc = metrics.roc_auc(target.y, scores)
+        results.append(BaselineResult(name, rejection, auc, evaluate_on, scores, target.y))
 
     if "single" in include:
         j, sign = best_single_observable(train)
-        add(f"best single observable ({FEATURE_NAMES[j]})", sign * target.X[:, j].astype(np.float64))
+        add(
+            f"best single observable ({FEATURE_NAMES[j]})", sign * target.X[:, j].astype(np.float64)
+        )
     if "tau21" in include:
         sign = 1.0 if metrics.roc_auc(train.y, tau21(train.X)) >= 0.5 else -1.0
         add("tau_2/tau_1 (beta=1)", sign * tau21(target.X))
@@ -98,7 +110,12 @@ def boosted_trees(train: JetData, seed: int = 0) -> _TreeModel:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     preprocessor = Preprocessor("log").fit(train.X)
-    classifier = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.1, early_stopping=True,
-                                                validation_fraction=0.1, random_state=seed)
+    classifier = HistGradientBoostingClassifier(
+        max_iter=300,
+        learning_rate=0.1,
+        early_stopping=True,
+        validation_fraction=0.1,
+        random_state=seed,
+    )
     classifier.fit(preprocessor.transform(train.X), train.y)
     return _TreeModel(classifier, preprocessor)

@@ -10,13 +10,21 @@ import importlib.metadata
 import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
+# A copy of requirements.txt's pins for these packages (tests/test_environment.py compares).
 PINNED = {
-    "torch": "2.13.0", "lightning": "2.6.6", "optuna": "5.0.0", "optuna-integration": "5.0.0",
-    "numpy": "1.26.4", "scikit-learn": "1.9.1", "matplotlib": "3.11.2", "ipywidgets": "8.1.9",
-    "energyflow": "1.4.0", "jupyterlab": "4.6.6",
+    "torch": "2.13.0",
+    "lightning": "2.6.6",
+    "optuna": "5.0.0",
+    "optuna-integration": "5.0.0",
+    "numpy": "1.26.4",
+    "scikit-learn": "1.9.1",
+    "matplotlib": "3.11.2",
+    "ipywidgets": "8.1.9",
+    "energyflow": "1.4.0",
+    "jupyterlab": "4.6.6",
 }
 
 
@@ -40,8 +48,15 @@ def check_threads() -> tuple[bool, str]:
     import torch
 
     cores = os.cpu_count() or 1
-    gpu = f", GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU (fine: the series is CPU-sized)"
-    return True, f"torch {torch.__version__} uses {torch.get_num_threads()} threads on {cores} cores{gpu}"
+    gpu = (
+        f", GPU: {torch.cuda.get_device_name(0)}"
+        if torch.cuda.is_available()
+        else ", no GPU (fine: the series is CPU-sized)"
+    )
+    return (
+        True,
+        f"torch {torch.__version__} uses {torch.get_num_threads()} threads on {cores} cores{gpu}",
+    )
 
 
 def check_data() -> tuple[bool, str]:
@@ -58,26 +73,33 @@ def check_data() -> tuple[bool, str]:
 def check_training() -> tuple[bool, str]:
     from qgtools import data, model, train
 
-    jets = data.load_sample()
-    jets = data.JetData(jets.X[:5000], jets.y[:5000], source=f"{jets.source.split(':')[0]}: 5000 jets")
+    jets = data.load_sample().head(5000)
     start = time.perf_counter()
-    result = train.fit(model.CPU_MODEL, jets, max_epochs=1, progress=False)
+    result = train.fit(model.CPU_HPARAMS, jets, max_epochs=1, progress=False)
     seconds = time.perf_counter() - start
     ok = result.status == "ok" and result.best_val_rejection > 2
-    return ok, (f"one epoch of a 3 x 64 MLP on 4,000 jets in {seconds:.1f} s, validation rejection "
-                f"{result.best_val_rejection:.1f}" + ("" if ok else " (expected > 2: training is broken)"))
+    return ok, (
+        f"one epoch of a 3 x 64 MLP on 4,000 jets in {seconds:.1f} s, validation rejection "
+        f"{result.best_val_rejection:.1f}" + ("" if ok else " (expected > 2: training is broken)")
+    )
 
 
 def check_writable() -> tuple[bool, str]:
     here = Path.cwd()
     if os.access(here, os.W_OK):
         return True, f"the working folder {here} is writable (studies are saved there)"
-    return False, f"cannot write to {here}: run from a folder you own (studies and plots are saved there)"
+    return (
+        False,
+        f"cannot write to {here}: run from a folder you own (studies and plots are saved there)",
+    )
 
 
 CHECKS: dict[str, Callable[[], tuple[bool, str]]] = {
-    "packages": check_packages, "threads": check_threads, "data": check_data,
-    "training": check_training, "folder": check_writable,
+    "packages": check_packages,
+    "threads": check_threads,
+    "data": check_data,
+    "training": check_training,
+    "folder": check_writable,
 }
 
 
@@ -91,7 +113,11 @@ def main() -> int:
             ok, message = False, f"{type(error).__name__}: {error}"
         failed += not ok
         print(f"[{'OK' if ok else 'FIX'}] {name:<9} {message}", flush=True)
-    print("All good: open the notebooks with `make lab`." if not failed else f"{failed} check(s) need fixing (see FIX).")
+    print(
+        "All good: open the notebooks with `make lab`."
+        if not failed
+        else f"{failed} check(s) need fixing (see FIX)."
+    )
     return 1 if failed else 0
 
 

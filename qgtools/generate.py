@@ -3,8 +3,9 @@
 Regenerates a sample in the format of EnergyFlow's quark/gluon N-subjettiness
 dataset: Pythia 8, pp at 14 TeV, Z(->nu nu) + jet, anti-kT R = 0.4 jets with
 500 < pT < 550 GeV and |y| < 1.7, and 45 features tau_N^beta for N = 1..15 and
-beta in (0.5, 1, 2), in the order tau_1^0.5, tau_1^1, tau_1^2, tau_2^0.5, ...,
-tau_15^2 (N-major). Label 1 = quark, 0 = gluon.
+beta in (0.5, 1, 2), in the order of ``qgtools.data.FEATURE_NAMES``:
+tau_1^(0.5), tau_1^(1), tau_1^(2), tau_2^(0.5), ..., tau_15^(2) (N-major).
+Label 1 = quark, 0 = gluon.
 
 Usage::
 
@@ -76,6 +77,7 @@ Choices the public description leaves open, made here:
 * Output: float32 features, int8 labels (an .npz also holding ``meta``, a
   JSON string with all settings and versions).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,9 +86,13 @@ import json
 import multiprocessing
 import sys
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+
+from qgtools.data import BETAS, FEATURE_NAMES
+from qgtools.data import N_AXES as N_MAX
 
 CHUNK_JETS = 250
 ECM = 14000.0
@@ -103,8 +109,6 @@ PROXY_R, PROXY_PT_MIN, PROXY_ABS_Y_MAX = 1.0, 450.0, 2.2
 # Loose SlowJet pre-selection: only a speed-up, it must keep every event that
 # FastJet accepts (the two run the same algorithm on the same particles).
 PRESEL_PT_MIN, PRESEL_PT_MAX, PRESEL_ABS_Y_MAX = 480.0, 570.0, 1.9
-N_MAX = 15
-BETAS = (0.5, 1.0, 2.0)
 NEUTRINOS = (12, 14, 16)
 LIGHT_QUARKS = (1, 2, 3)
 MAX_SEED = 900_000_000
@@ -124,7 +128,7 @@ PROCESS_SETTINGS = {
     QUARK: ("WeakBosonAndParton:qg2gmZq = on",),
     GLUON: ("WeakBosonAndParton:qqbar2gmZg = on",),
 }
-FEATURES = tuple(f"tau_{n}^{b:g}" for n in range(1, N_MAX + 1) for b in BETAS)
+FEATURES = FEATURE_NAMES  # one definition, in qgtools.data
 
 _INSTALL_HINT = "pip install -e '.[generate]'"
 
@@ -196,7 +200,9 @@ def _make_pythia(pythia8mc: Any, fastjet: Any, label: int, pythia_seed: int) -> 
             super().__init__()
             self.quark = quark
             self.proxy_pt = 0.0  # pT of the last event's hardest central proxy jet
-            self.jet_def = fastjet.JetDefinition(fastjet.antikt_algorithm, PROXY_R, fastjet.E_scheme)
+            self.jet_def = fastjet.JetDefinition(
+                fastjet.antikt_algorithm, PROXY_R, fastjet.E_scheme
+            )
 
         def canVetoProcessLevel(self) -> bool:
             return self.quark
@@ -224,7 +230,9 @@ def _make_pythia(pythia8mc: Any, fastjet: Any, label: int, pythia_seed: int) -> 
                     partons.append(fastjet.PseudoJet(p.px(), p.py(), p.pz(), p.e()))
             cs = fastjet.ClusterSequence(partons, self.jet_def)
             jets = cs.inclusive_jets(PROXY_PT_MIN)
-            self.proxy_pt = max((j.pt() for j in jets if abs(j.rap()) < PROXY_ABS_Y_MAX), default=0.0)
+            self.proxy_pt = max(
+                (j.pt() for j in jets if abs(j.rap()) < PROXY_ABS_Y_MAX), default=0.0
+            )
             return self.proxy_pt == 0.0
 
     pythia = pythia8mc.Pythia("", False)
@@ -293,7 +301,9 @@ def accepted_jets(label: int, pythia_seed: int) -> Iterator[tuple[np.ndarray, An
 def generate_chunk(label: int, pythia_seed: int, n_jets: int) -> np.ndarray:
     """Generate ``n_jets`` accepted jets of one class; returns (n_jets, 45) float32."""
     out = np.empty((n_jets, len(FEATURES)), dtype=np.float32)
-    for i, (features, _, _) in zip(range(n_jets), accepted_jets(label, pythia_seed)):
+    # strict=False: accepted_jets is endless, range(n_jets) sets the length (and comes first,
+    # so no extra jet is generated after the last one)
+    for i, (features, _, _) in zip(range(n_jets), accepted_jets(label, pythia_seed), strict=False):
         out[i] = features
     return out
 
@@ -402,7 +412,7 @@ def _metadata(n_jets: int, seed: int, workers: int, wall: float) -> dict:
         "versions": {pkg: version(pkg) for pkg in ("pythia8mc", "fastjet", "numpy")},
         "python": sys.version.split()[0],
         "command": " ".join(sys.argv),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -9,7 +9,7 @@ mistakes so the notebooks can show by how much they miss.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -18,15 +18,20 @@ def _check(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y_true).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     if len(y) != len(s):
-        raise ValueError(f"y_true has {len(y)} entries but scores has {len(s)}: they must match one to one.")
+        raise ValueError(
+            f"y_true has {len(y)} entries but scores has {len(s)}: they must match one to one."
+        )
     if np.isnan(s).any():
-        raise ValueError(f"scores contain {int(np.isnan(s).sum())} NaN values: a diverged model? Check training.")
+        raise ValueError(
+            f"scores contain {int(np.isnan(s).sum())} NaN values: a diverged model? Check training."
+        )
     if not np.isin(y, (0, 1)).all():
         raise ValueError("y_true must hold only 1 (quark, signal) and 0 (gluon, background).")
     n_signal = int((y == 1).sum())
     if n_signal == 0 or n_signal == len(y):
         raise ValueError(
-            f"y_true has {n_signal} quarks and {len(y) - n_signal} gluons: both classes are needed for a ROC curve."
+            f"y_true has {n_signal} quarks and {len(y) - n_signal} gluons: "
+            "both classes are needed for a ROC curve."
         )
     return y.astype(bool), s
 
@@ -80,14 +85,21 @@ def roc_auc(y_true, scores) -> float:
 
 
 def rejection_curve(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
-    """(quark efficiency, gluon rejection) for the usual HEP plot; points with FPR = 0 are left out."""
+    """(quark efficiency, gluon rejection) for the usual HEP plot; points with FPR = 0 are
+    left out."""
     fpr, tpr, _ = roc_points(y_true, scores)
     keep = fpr > 0
     return tpr[keep], 1.0 / fpr[keep]
 
 
-def bootstrap_interval(metric: Callable[[np.ndarray, np.ndarray], float], y_true, scores, n: int = 1000,
-                       seed: int = 0, level: float = 0.68) -> tuple[float, float, float]:
+def bootstrap_interval(
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    y_true,
+    scores,
+    n: int = 1000,
+    seed: int = 0,
+    level: float = 0.68,
+) -> tuple[float, float, float]:
     """Bootstrap a metric over jets: (estimate on all jets, low, high) at confidence ``level``.
 
     Resamples that miss a class are drawn again. Percentiles use the nearest resample value
@@ -113,20 +125,26 @@ def bootstrap_interval(metric: Callable[[np.ndarray, np.ndarray], float], y_true
     return float(estimate), float(low), float(high)
 
 
-# --------------------------------------------------------------------------- the reference's mistakes
+# ------------------------------------------------------------------- the reference's mistakes
 
 
-def thresholded_rejection(y_true, scores, threshold: float = 0.5, signal_efficiency: float = 0.5) -> float:
+def thresholded_rejection(
+    y_true, scores, threshold: float = 0.5, signal_efficiency: float = 0.5
+) -> float:
     """The reference's mistake: 0/1 predictions ``scores > threshold`` fed into the ROC.
 
     The ROC of a yes/no classifier has one point between (0, 0) and (1, 1); the value read
     off at 50% efficiency is a straight-line interpolation, not a rejection any cut achieves.
     """
     y, s = _check(y_true, scores)
-    return background_rejection(y.astype(np.int64), (s > threshold).astype(np.float64), signal_efficiency)
+    return background_rejection(
+        y.astype(np.int64), (s > threshold).astype(np.float64), signal_efficiency
+    )
 
 
-def per_batch_mean_rejection(y_true, scores, batch_size: int = 100, signal_efficiency: float = 0.5) -> float:
+def per_batch_mean_rejection(
+    y_true, scores, batch_size: int = 100, signal_efficiency: float = 0.5
+) -> float:
     """The reference's other mistake: the rejection computed per batch, then averaged.
 
     With ~50 gluons in a batch of 100, one or two of them pass the cut, so batch values are
@@ -136,7 +154,7 @@ def per_batch_mean_rejection(y_true, scores, batch_size: int = 100, signal_effic
     y, s = _check(y_true, scores)
     values = []
     for start in range(0, len(y), batch_size):
-        yb, sb = y[start:start + batch_size], s[start:start + batch_size]
+        yb, sb = y[start : start + batch_size], s[start : start + batch_size]
         if 0 < yb.sum() < len(yb):
             value = background_rejection(yb.astype(np.int64), sb, signal_efficiency)
             if np.isfinite(value):

@@ -1,8 +1,15 @@
-"""The benchmark MLP, its hyperparameters, and saving a trained model; explained in notebook 02.
+"""The benchmark MLP: its hyperparameters, the torch network, and the trained model.
 
-``HParams()`` is the reference configuration: 6 hidden layers of 1024, LayerNorm and
-BatchNorm, Tanh, dropout 0.2, AdamW (amsgrad) at lr 1e-3 with StepLR(15, 0.3), batch 100,
-50 epochs, raw taus.
+Explained in notebook 02. Three things, named for what they are:
+
+* :class:`HParams`: a configuration. ``HParams()`` is the reference: 6 hidden layers of 1024,
+  LayerNorm and BatchNorm, Tanh, dropout 0.2, AdamW (amsgrad) at lr 1e-3 with StepLR(15, 0.3),
+  batch 100, 50 epochs, raw taus. ``CPU_HPARAMS`` and ``HAND_TUNED_HPARAMS`` are two more.
+* :func:`make_mlp`: the torch network (logits out).
+* :class:`Predictor`: a trained model (network, preprocessing, configuration, split), with
+  :func:`save_model` and :func:`load_model`.
+
+Needs torch, not Lightning: training lives in :mod:`qgtools.train`.
 """
 
 from __future__ import annotations
@@ -10,18 +17,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningModule
 from torch import nn
 
-from qgtools import metrics
-from qgtools.data import FEATURE_NAMES, PREPROCESSING_KINDS, Preprocessor
-
-if TYPE_CHECKING:
-    from qgtools.train import Predictor
+from qgtools.data import DEFAULT_SPLIT, FEATURE_NAMES
+from qgtools.preprocessing import PREPROCESSING_KINDS, Preprocessor
 
 ACTIVATIONS = ("ReLU", "LeakyReLU", "SiLU", "GELU", "ELU", "Tanh")
 MODEL_FORMAT = "qgtools-model-1"
@@ -69,26 +71,47 @@ class HParams:
 
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type in ("int", int) and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+            if f.type in ("int", int) and (
+                isinstance(value, bool) or not isinstance(value, (int, np.integer))
+            ):
                 raise bad(f.name, "must be an integer")
             if f.type in ("bool", bool) and not isinstance(value, (bool, np.bool_)):
                 raise bad(f.name, "must be True or False")
-            if f.type in ("float", float) and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                               or not math.isfinite(value)):
+            if f.type in ("float", float) and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
                 raise bad(f.name, "must be a finite number")
         checks = [
-            ("input_channels", 1 <= self.input_channels <= len(FEATURE_NAMES), "must be 1..45 (the first k features)"),
+            (
+                "input_channels",
+                1 <= self.input_channels <= len(FEATURE_NAMES),
+                "must be 1..45 (the first k features)",
+            ),
             ("n_layers", self.n_layers >= 1, "must be >= 1 hidden layer"),
             ("n_channels", self.n_channels >= 1, "must be >= 1"),
             ("dropout", 0 <= self.dropout < 1, "must satisfy 0 <= dropout < 1"),
-            ("hidden_activation", self.hidden_activation in ACTIVATIONS, f"allowed: {', '.join(ACTIVATIONS)}"),
+            (
+                "hidden_activation",
+                self.hidden_activation in ACTIVATIONS,
+                f"allowed: {', '.join(ACTIVATIONS)}",
+            ),
             ("lr", self.lr > 0, "must be > 0"),
             ("patience", self.patience >= 1, "must be >= 1 epoch (the StepLR step size)"),
             ("factor", 0 < self.factor <= 1, "must satisfy 0 < factor <= 1 (the StepLR gamma)"),
             ("pos_weight", self.pos_weight > 0, "must be > 0"),
-            ("batch_size", self.batch_size >= 2, "must be >= 2 (BatchNorm needs two jets per batch)"),
+            (
+                "batch_size",
+                self.batch_size >= 2,
+                "must be >= 2 (BatchNorm needs two jets per batch)",
+            ),
             ("max_epochs", self.max_epochs >= 1, "must be >= 1"),
-            ("preprocessing", self.preprocessing in PREPROCESSING_KINDS, f"allowed: {', '.join(PREPROCESSING_KINDS)}"),
+            (
+                "preprocessing",
+                self.preprocessing in PREPROCESSING_KINDS,
+                f"allowed: {', '.join(PREPROCESSING_KINDS)}",
+            ),
             ("seed", self.seed >= 0, "must be >= 0"),
         ]
         for name, ok, allowed in checks:
@@ -99,26 +122,49 @@ class HParams:
         """A copy with some fields changed (validated again)."""
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
-            raise ValueError(f"HParams has no field(s) {sorted(unknown)}; fields: {[f.name for f in fields(self)]}.")
+            raise ValueError(
+                f"HParams has no field(s) {sorted(unknown)}; "
+                f"fields: {[f.name for f in fields(self)]}."
+            )
         return HParams(**{**asdict(self), **changes})
 
 
-CPU_MODEL = HParams(n_layers=3, n_channels=64, batch_size=256, dropout=0.1, preprocessing="log+standardize")
+CPU_HPARAMS = HParams(
+    n_layers=3, n_channels=64, batch_size=256, dropout=0.1, preprocessing="log+standardize"
+)
 """The CPU-sized starting point of notebooks 02-04: 3 x 64, log-standardised taus, batch 256."""
 
-HAND_TUNED = CPU_MODEL.replace(lr=3e-4)
-"""What notebook 04's manual search arrived at in full mode on the offline sample (grid winner: lr 3e-4,
-64 channels; validation 25.4, within the seed noise of its neighbours). Later notebooks compare to it."""
+HAND_TUNED_HPARAMS = CPU_HPARAMS.replace(lr=3e-4)
+"""What notebook 04's manual search arrived at in full mode on the offline sample (grid winner:
+lr 3e-4, 64 channels; validation 25.4, within the seed noise of its neighbours). Later notebooks
+compare to it."""
+
+CPU_MODEL = CPU_HPARAMS  # the old name, kept for compatibility
+HAND_TUNED = HAND_TUNED_HPARAMS  # the old name, kept for compatibility
 
 
-def make_mlp(input_channels: int = 45, n_layers: int = 6, n_channels: int = 1024, layer_norm: bool = True,
-             batch_norm: bool = True, dropout: float = 0.2, hidden_activation: str = "Tanh") -> nn.Sequential:
-    """The benchmark MLP: n_layers x [Linear -> LayerNorm -> BatchNorm -> Dropout -> activation] -> Linear(1).
+def make_mlp(
+    input_channels: int = 45,
+    n_layers: int = 6,
+    n_channels: int = 1024,
+    layer_norm: bool = True,
+    batch_norm: bool = True,
+    dropout: float = 0.2,
+    hidden_activation: str = "Tanh",
+) -> nn.Sequential:
+    """The benchmark MLP: n_layers x [Linear, LayerNorm, BatchNorm, Dropout, activation], Linear(1).
 
     Returns logits (one per jet); ``sigmoid`` of them is the quark probability.
     """
-    hp = HParams(input_channels=input_channels, n_layers=n_layers, n_channels=n_channels, layer_norm=layer_norm,
-                 batch_norm=batch_norm, dropout=dropout, hidden_activation=hidden_activation)
+    hp = HParams(
+        input_channels=input_channels,
+        n_layers=n_layers,
+        n_channels=n_channels,
+        layer_norm=layer_norm,
+        batch_norm=batch_norm,
+        dropout=dropout,
+        hidden_activation=hidden_activation,
+    )
     layers: list[nn.Module] = []
     width = hp.input_channels
     for _ in range(hp.n_layers):
@@ -137,7 +183,15 @@ def make_mlp(input_channels: int = 45, n_layers: int = 6, n_channels: int = 1024
 
 def mlp_from_hparams(hparams: HParams) -> nn.Sequential:
     """``make_mlp`` with the architecture fields of ``hparams``."""
-    arch = ("input_channels", "n_layers", "n_channels", "layer_norm", "batch_norm", "dropout", "hidden_activation")
+    arch = (
+        "input_channels",
+        "n_layers",
+        "n_channels",
+        "layer_norm",
+        "batch_norm",
+        "dropout",
+        "hidden_activation",
+    )
     return make_mlp(**{name: getattr(hparams, name) for name in arch})
 
 
@@ -146,134 +200,91 @@ def count_parameters(network: nn.Module) -> int:
     return sum(p.numel() for p in network.parameters() if p.requires_grad)
 
 
-class QGClassifier(LightningModule):
-    """The benchmark MLP as a LightningModule.
+# --------------------------------------------------------------------------- the trained model
 
-    AdamW (amsgrad) with StepLR per epoch and BCE-with-logits with ``pos_weight``. Each
-    training step receives a chunk of several mini-batches (see ``QGDataModule``'s
-    ``batches_per_step``) and makes one optimizer update per mini-batch of
-    ``hparams.batch_size``, the same updates as one step per mini-batch with less
-    Lightning overhead. At each validation epoch end it logs ``val_loss``, ``val_auc`` and
-    ``val_rejection`` over the whole validation set, and keeps the best epoch's weights.
+
+@dataclass
+class Predictor:
+    """A trained network with everything needed to use it on raw taus.
+
+    Attributes:
+        network: the MLP (logits out), best epoch's weights.
+        preprocessor: fitted on the training split of ``split_seed``.
+        hparams: the configuration it was trained with.
+        split_seed, split_sizes: how the data was split, so ``evaluate`` finds the same parts.
+        source: which data it was trained on.
     """
 
-    def __init__(self, hparams: HParams) -> None:
-        super().__init__()
-        self.hp = hparams
-        self.automatic_optimization = False
-        self.network = mlp_from_hparams(hparams)
-        self.register_buffer("pos_weight", torch.tensor([hparams.pos_weight]))
-        self.history: list[dict] = []
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.best_epoch = -1
-        self.diverged = False
-        self._train_losses: list[torch.Tensor] = []
-        self._val_logits: list[torch.Tensor] = []
-        self._val_labels: list[torch.Tensor] = []
+    network: nn.Module
+    preprocessor: Preprocessor
+    hparams: HParams
+    split_seed: int = 0
+    split_sizes: tuple = DEFAULT_SPLIT
+    source: str = ""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x).squeeze(-1)
-
-    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=self.pos_weight)
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hp.lr, amsgrad=True)
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=self.hp.patience, gamma=self.hp.factor)
-        return [optimizer], [scheduler]
-
-    def training_step(self, batch, batch_idx: int) -> None:
-        if self.diverged:
-            return
-        optimizer = self.optimizers()
-        X, y = batch
-        for xb, yb in zip(X.split(self.hp.batch_size), y.split(self.hp.batch_size)):
-            if len(yb) < 2:  # BatchNorm cannot train on one jet; at most one such jet per epoch is skipped
-                continue
-            loss = self.loss(self(xb), yb)
-            optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            optimizer.step()
-            self._train_losses.append(loss.detach())
-        if self._train_losses and not torch.isfinite(self._train_losses[-1]):
-            self.diverged = True
-            self.trainer.should_stop = True
-
-    def on_train_epoch_end(self) -> None:
-        scheduler = self.lr_schedulers()
-        scheduler.step()
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        X, y = batch
-        self._val_logits.append(self(X).detach().float().cpu())
-        self._val_labels.append(y.detach().cpu())
-
-    def on_validation_epoch_end(self) -> None:
-        logits = torch.cat(self._val_logits)
-        labels = torch.cat(self._val_labels)
-        self._val_logits.clear()
-        self._val_labels.clear()
-        if self.trainer.sanity_checking:
-            return
-        train_loss = torch.stack(self._train_losses).mean().item() if self._train_losses else float("nan")
-        self._train_losses.clear()
-        finite = bool(torch.isfinite(logits).all()) and math.isfinite(train_loss)
-        if finite:
-            val_loss = self.loss(logits, labels.float()).item()
-            scores = torch.sigmoid(logits).numpy()
-            y_np = labels.numpy().astype(np.int64)
-            auc, rejection = metrics.roc_auc(y_np, scores), metrics.background_rejection(y_np, scores)
-        else:
-            self.diverged = True
-            self.trainer.should_stop = True
-            val_loss = auc = rejection = float("nan")
-        epoch = len(self.history)
-        self.history.append({
-            "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_auc": auc,
-            "val_rejection": rejection, "lr": self.optimizers().param_groups[0]["lr"],
-        })
-        self.log_dict({"val_loss": val_loss, "val_auc": auc, "val_rejection": rejection})
-        best = max((h["val_rejection"] for h in self.history[:-1] if math.isfinite(h["val_auc"])), default=-1.0)
-        if finite and rejection > best:
-            self.best_epoch = epoch
-            self.best_state = {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
-
-
-# --------------------------------------------------------------------------- saving
+    def predict(self, X_raw: np.ndarray, batch_size: int = 65_536) -> np.ndarray:
+        """Quark probabilities for raw features ``X_raw`` (n, 45)."""
+        X_raw = np.asarray(X_raw)
+        if X_raw.ndim != 2 or X_raw.shape[1] != len(FEATURE_NAMES):
+            raise ValueError(
+                f"X_raw has shape {X_raw.shape}; expected (n_jets, 45) raw N-subjettiness values."
+            )
+        X = self.preprocessor.transform(X_raw)[:, : self.hparams.input_channels]
+        self.network.eval()
+        device = next(self.network.parameters()).device
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(X), batch_size):
+                xb = torch.from_numpy(X[start : start + batch_size]).to(device)
+                out.append(torch.sigmoid(self.network(xb)).squeeze(-1).cpu())
+        return torch.cat(out).numpy().astype(np.float64)
 
 
 def save_model(predictor: Predictor, path: str | Path) -> Path:
-    """Save a trained :class:`~qgtools.train.Predictor` (weights, preprocessing, hparams, split seed)."""
+    """Save a trained :class:`Predictor` (weights, preprocessing, hparams, split seed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({
-        "format": MODEL_FORMAT,
-        "hparams": asdict(predictor.hparams),
-        "preprocessor": predictor.preprocessor.state_dict(),
-        "split_seed": predictor.split_seed,
-        "split_sizes": list(predictor.split_sizes),
-        "source": predictor.source,
-        "state_dict": predictor.network.state_dict(),
-    }, path)
+    torch.save(
+        {
+            "format": MODEL_FORMAT,
+            "hparams": asdict(predictor.hparams),
+            "preprocessor": predictor.preprocessor.state_dict(),
+            "split_seed": predictor.split_seed,
+            "split_sizes": list(predictor.split_sizes),
+            "source": predictor.source,
+            "state_dict": predictor.network.state_dict(),
+        },
+        path,
+    )
     return path
 
 
 def load_model(path: str | Path) -> Predictor:
-    """Load a model saved by :func:`save_model`, with ``weights_only=True`` (no arbitrary unpickling)."""
-    from qgtools.train import Predictor
+    """Load a :class:`Predictor` saved by :func:`save_model`.
 
+    Uses ``weights_only=True``: a file cannot run code when it is loaded.
+    """
     path = Path(path)
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"No model file at {path}.") from None
     except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ValueError(f"{path} is not a model saved by qgtools.model.save_model ({error}).") from error
+        raise ValueError(
+            f"{path} is not a model saved by qgtools.model.save_model ({error})."
+        ) from error
     if not isinstance(saved, dict) or saved.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a model saved by qgtools.model.save_model (format {MODEL_FORMAT}).")
+        raise ValueError(
+            f"{path} is not a model saved by qgtools.model.save_model (format {MODEL_FORMAT})."
+        )
     hparams = HParams(**saved["hparams"])
     network = mlp_from_hparams(hparams)
     network.load_state_dict(saved["state_dict"])
-    return Predictor(network=network, preprocessor=Preprocessor.from_state_dict(saved["preprocessor"]),
-                     hparams=hparams, split_seed=saved["split_seed"], split_sizes=tuple(saved["split_sizes"]),
-                     source=saved["source"])
+    return Predictor(
+        network=network,
+        preprocessor=Preprocessor.from_state_dict(saved["preprocessor"]),
+        hparams=hparams,
+        split_seed=saved["split_seed"],
+        split_sizes=tuple(saved["split_sizes"]),
+        source=saved["source"],
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,7 +10,9 @@ import numpy as np
 from qgtools import metrics
 
 
-def learning_curves(history: Sequence[dict], axes: Sequence[plt.Axes] | None = None, label: str = "") -> np.ndarray:
+def learning_curves(
+    history: Sequence[dict], axes: Sequence[plt.Axes] | None = None, label: str = ""
+) -> np.ndarray:
     """Loss (train and val) and validation rejection per epoch, side by side."""
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -26,7 +28,9 @@ def learning_curves(history: Sequence[dict], axes: Sequence[plt.Axes] | None = N
     return np.asarray(axes)
 
 
-def rejection_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], ax: plt.Axes | None = None) -> plt.Axes:
+def rejection_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], ax: plt.Axes | None = None
+) -> plt.Axes:
     """Gluon rejection against quark efficiency (log axis) for named (labels, scores) pairs."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.8))
@@ -34,6 +38,8 @@ def rejection_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], ax: plt.A
         efficiency, rejection = metrics.rejection_curve(y_true, scores)
         ax.plot(efficiency, rejection, label=name)
     ax.axvline(0.5, color="grey", lw=0.8, ls=":")
-    ax.set(xlabel="quark efficiency (TPR)", ylabel="gluon rejection 1/FPR", yscale="log", xlim=(0, 1))
+    ax.set(
+        xlabel="quark efficiency (TPR)", ylabel="gluon rejection 1/FPR", yscale="log", xlim=(0, 1)
+    )
     ax.legend(fontsize="small")
     return ax

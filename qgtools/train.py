@@ -1,8 +1,9 @@
 """Training one model: ``fit`` and ``evaluate``; explained in notebook 02.
 
 ``fit`` splits the data with a fixed split seed (the locked test split is the same for every
-training seed), fits the preprocessing on the training part, trains a :class:`QGClassifier`
-with Lightning and returns the best epoch's model as a :class:`Predictor`.
+training seed), fits the preprocessing on the training part, trains a :class:`LightningMLP`
+with Lightning over in-memory :class:`TensorBatches`, and returns the best epoch's model as a
+:class:`~qgtools.model.Predictor` in a :class:`TrainResult`.
 """
 
 from __future__ import annotations
@@ -11,54 +12,291 @@ import logging
 import math
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from lightning.pytorch import Callback, Trainer, seed_everything
+from lightning.pytorch import (
+    Callback,
+    LightningDataModule,
+    LightningModule,
+    Trainer,
+    seed_everything,
+)
 from torch import nn
 
-from qgtools.data import SPLIT_NAMES, JetData, Preprocessor, QGDataModule
+from qgtools import metrics
+from qgtools.data import DEFAULT_SPLIT, FEATURE_NAMES, SPLIT_NAMES, JetData
 from qgtools.data import split as split_data
-from qgtools.model import HParams, QGClassifier, count_parameters
+from qgtools.model import (
+    HParams,
+    Predictor,
+    count_parameters,
+    mlp_from_hparams,
+)
+from qgtools.preprocessing import Preprocessor
 
-DEFAULT_SPLIT = (0.8, 0.1, 0.1)
-ROWS_PER_STEP = 4096  # jets per Lightning step: several mini-batches, to amortise its per-step overhead
+__all__ = [
+    "DEFAULT_SPLIT",
+    "OPTIMIZATIONS",
+    "ROWS_PER_STEP",
+    "LightningMLP",
+    "Predictor",
+    "QGClassifier",
+    "QGDataModule",
+    "TensorBatches",
+    "TrainResult",
+    "evaluate",
+    "fit",
+]
+
+ROWS_PER_STEP = 4096
+"""Jets per Lightning step when ``optimization="chunked"``: several mini-batches per step."""
+OPTIMIZATIONS = ("chunked", "automatic")
 
 
-@dataclass
-class Predictor:
-    """A trained network with everything needed to use it on raw taus.
+# --------------------------------------------------------------------------- batches
 
-    Attributes:
-        network: the MLP (logits out), best epoch's weights.
-        preprocessor: fitted on the training split of ``split_seed``.
-        hparams: the configuration it was trained with.
-        split_seed, split_sizes: how the data was split, so ``evaluate`` finds the same parts.
-        source: which data it was trained on.
+
+class TensorBatches:
+    """Mini-batches sliced from in-memory tensors (no per-sample collate).
+
+    Each pass draws a permutation from ``seed`` and the pass number, so epochs differ but a
+    run is reproducible. With ``shuffle=False`` batches come in order. With
+    ``batches_per_step=k`` each item is k consecutive mini-batches in one chunk (the model
+    splits it again), which cuts the per-step overhead of a training framework.
     """
 
-    network: nn.Module
-    preprocessor: Preprocessor
-    hparams: HParams
-    split_seed: int = 0
-    split_sizes: tuple = DEFAULT_SPLIT
-    source: str = ""
+    def __init__(
+        self,
+        X: np.ndarray | torch.Tensor,
+        y: np.ndarray | torch.Tensor,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        batches_per_step: int = 1,
+    ) -> None:
+        if batch_size < 1 or batches_per_step < 1:
+            raise ValueError(
+                f"batch_size={batch_size} and batches_per_step={batches_per_step} must be positive."
+            )
+        self.batches_per_step = batches_per_step
+        self.X = torch.as_tensor(X, dtype=torch.float32)
+        self.y = torch.as_tensor(y, dtype=torch.float32)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
 
-    def predict(self, X_raw: np.ndarray, batch_size: int = 65_536) -> np.ndarray:
-        """Quark probabilities for raw features ``X_raw`` (n, 45)."""
-        X_raw = np.asarray(X_raw)
-        if X_raw.ndim != 2 or X_raw.shape[1] != 45:
-            raise ValueError(f"X_raw has shape {X_raw.shape}; expected (n_jets, 45) raw N-subjettiness values.")
-        X = self.preprocessor.transform(X_raw)[:, : self.hparams.input_channels]
-        self.network.eval()
-        device = next(self.network.parameters()).device
-        with torch.no_grad():
-            out = [torch.sigmoid(self.network(torch.from_numpy(X[i:i + batch_size]).to(device))).squeeze(-1).cpu()
-                   for i in range(0, len(X), batch_size)]
-        return torch.cat(out).numpy().astype(np.float64)
+    def __len__(self) -> int:
+        return -(-len(self.y) // (self.batch_size * self.batches_per_step))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(len(self.y), generator=generator)
+            X, y = self.X[order], self.y[order]
+        else:
+            X, y = self.X, self.y
+        self.epoch += 1
+        step = self.batch_size * self.batches_per_step
+        for start in range(0, len(y), step):
+            yield X[start : start + step], y[start : start + step]
+
+
+class QGDataModule(LightningDataModule):
+    """Train/val(/test) batches from in-memory tensors, preprocessed by a fitted Preprocessor.
+
+    Args:
+        train, val, test: the splits (raw features).
+        preprocessor: fitted on ``train`` here if not fitted yet; default ``"none"``.
+        batch_size: training batch size; validation and test use ``eval_batch_size``.
+        seed: seeds the per-epoch shuffling of the training batches.
+        input_channels: use only the first k features.
+        batches_per_step: mini-batches per training item (see :class:`TensorBatches`).
+    """
+
+    def __init__(
+        self,
+        train: JetData,
+        val: JetData,
+        test: JetData | None = None,
+        preprocessor: Preprocessor | None = None,
+        batch_size: int = 100,
+        seed: int = 0,
+        input_channels: int = len(FEATURE_NAMES),
+        eval_batch_size: int = 10_000,
+        batches_per_step: int = 1,
+    ) -> None:
+        super().__init__()
+        self.preprocessor = preprocessor or Preprocessor("none")
+        if not self.preprocessor.fitted:
+            self.preprocessor.fit(train.X)
+        k = input_channels
+
+        def features(part: JetData) -> np.ndarray:
+            return self.preprocessor.transform(part.X)[:, :k]
+
+        self.train_batches = TensorBatches(
+            features(train),
+            train.y,
+            batch_size,
+            shuffle=True,
+            seed=seed,
+            batches_per_step=batches_per_step,
+        )
+        self.val_batches = TensorBatches(features(val), val.y, eval_batch_size, shuffle=False)
+        self.test_batches = None
+        if test is not None:
+            self.test_batches = TensorBatches(
+                features(test), test.y, eval_batch_size, shuffle=False
+            )
+
+    def train_dataloader(self) -> TensorBatches:
+        return self.train_batches
+
+    def val_dataloader(self) -> TensorBatches:
+        return self.val_batches
+
+    def test_dataloader(self) -> TensorBatches:
+        if self.test_batches is None:
+            raise ValueError("This QGDataModule was built without a test split.")
+        return self.test_batches
+
+
+# --------------------------------------------------------------------------- the LightningModule
+
+
+class LightningMLP(LightningModule):
+    """The benchmark MLP as a LightningModule.
+
+    AdamW (amsgrad) with StepLR per epoch and BCE-with-logits with ``pos_weight``. At each
+    validation epoch end it logs ``val_loss``, ``val_auc`` and ``val_rejection`` over the whole
+    validation set, and keeps the best epoch's weights.
+
+    Args:
+        hparams: the configuration.
+        chunked: ``True`` (what :func:`fit` uses): manual optimisation, each training step gets a
+            chunk of several mini-batches and makes one optimizer update per mini-batch of
+            ``hparams.batch_size`` (the same updates, with less Lightning overhead per update;
+            ``global_step`` then counts updates, and Lightning's gradient clipping,
+            accumulation and mixed precision do not apply). ``False``: Lightning's automatic
+            optimisation, one step per mini-batch. ``bench/training_speed.py`` and notebook 02
+            measure what the chunks buy.
+    """
+
+    def __init__(self, hparams: HParams, chunked: bool = True) -> None:
+        super().__init__()
+        self.hp = hparams
+        self.automatic_optimization = not chunked
+        self.network = mlp_from_hparams(hparams)
+        self.register_buffer("pos_weight", torch.tensor([hparams.pos_weight]))
+        self.history: list[dict] = []
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_epoch = -1
+        self.diverged = False
+        self._train_losses: list[torch.Tensor] = []
+        self._val_logits: list[torch.Tensor] = []
+        self._val_labels: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x).squeeze(-1)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=self.pos_weight)
+
+    def configure_optimizers(self) -> tuple[list, list]:
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hp.lr, amsgrad=True)
+        scheduler = torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=self.hp.patience, gamma=self.hp.factor
+        )
+        return [optimizer], [scheduler]
+
+    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor | None:
+        if self.diverged:
+            return None
+        X, y = batch
+        if self.automatic_optimization:
+            if len(y) < 2:  # BatchNorm cannot train on one jet; at most one jet per epoch skipped
+                return None
+            loss = self.loss(self(X), y)
+            self._train_losses.append(loss.detach())
+            if not torch.isfinite(loss):
+                self._stop_diverged()
+                return None
+            return loss
+        optimizer = self.optimizers()
+        for xb, yb in zip(X.split(self.hp.batch_size), y.split(self.hp.batch_size), strict=True):
+            if len(yb) < 2:  # as above
+                continue
+            loss = self.loss(self(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimizer.step()
+            self._train_losses.append(loss.detach())
+        if self._train_losses and not torch.isfinite(self._train_losses[-1]):
+            self._stop_diverged()
+        return None
+
+    def _stop_diverged(self) -> None:
+        self.diverged = True
+        self.trainer.should_stop = True
+
+    def on_train_epoch_end(self) -> None:
+        if not self.automatic_optimization:  # Lightning steps the scheduler itself otherwise
+            self.lr_schedulers().step()
+
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
+        X, y = batch
+        self._val_logits.append(self(X).detach().float().cpu())
+        self._val_labels.append(y.detach().cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        logits = torch.cat(self._val_logits)
+        labels = torch.cat(self._val_labels)
+        self._val_logits.clear()
+        self._val_labels.clear()
+        if self.trainer.sanity_checking:
+            return
+        losses = self._train_losses
+        train_loss = torch.stack(losses).mean().item() if losses else float("nan")
+        self._train_losses = []
+        finite = bool(torch.isfinite(logits).all()) and math.isfinite(train_loss)
+        if finite:
+            val_loss = self.loss(logits, labels.float()).item()
+            scores = torch.sigmoid(logits).numpy()
+            y_np = labels.numpy().astype(np.int64)
+            auc = metrics.roc_auc(y_np, scores)
+            rejection = metrics.background_rejection(y_np, scores)
+        else:
+            self._stop_diverged()
+            val_loss = auc = rejection = float("nan")
+        epoch = len(self.history)
+        self.history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_auc": auc,
+                "val_rejection": rejection,
+                "lr": self.optimizers().param_groups[0]["lr"],
+            }
+        )
+        self.log_dict({"val_loss": val_loss, "val_auc": auc, "val_rejection": rejection})
+        earlier = [h["val_rejection"] for h in self.history[:-1] if math.isfinite(h["val_auc"])]
+        if finite and rejection > max(earlier, default=-1.0):
+            self.best_epoch = epoch
+            self.best_state = {
+                k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()
+            }
+
+
+QGClassifier = LightningMLP  # the old name (it lived in qgtools.model), kept for compatibility
+
+
+# --------------------------------------------------------------------------- fit and evaluate
 
 
 @dataclass
@@ -66,7 +304,7 @@ class TrainResult:
     """What one training run gives.
 
     ``best_*`` are taken at the epoch with the highest validation rejection (the one kept in
-    ``model``); ``last_*`` at the final epoch. ``status`` is ``"ok"`` or ``"diverged"``
+    ``predictor``); ``last_*`` at the final epoch. ``status`` is ``"ok"`` or ``"diverged"``
     (the loss went NaN and training stopped there).
     """
 
@@ -79,26 +317,37 @@ class TrainResult:
     n_params: int
     wall_time_s: float
     status: str
-    model: Predictor
-    hparams: HParams = field(repr=False, default=None)  # type: ignore[assignment]
+    predictor: Predictor
+
+    @property
+    def model(self) -> Predictor:
+        """The old name of :attr:`predictor`, kept for compatibility."""
+        return self.predictor
 
 
 @contextmanager
 def _quiet_lightning() -> Iterator[None]:
     """No Lightning banners, tips or framework warnings while training."""
-    names = ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
-             "lightning.pytorch.accelerators.cuda")
+    names = (
+        "lightning",
+        "lightning.pytorch",
+        "lightning.fabric",
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.pytorch.accelerators.cuda",
+    )
     loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"lightning\..*")
-        warnings.filterwarnings("ignore", message=r".*(num_workers|LightningModule.log|does not have many workers).*")
+        warnings.filterwarnings(
+            "ignore", message=r".*(num_workers|LightningModule.log|does not have many workers).*"
+        )
         try:
             yield
         finally:
-            for logger, level in zip(loggers, levels):
+            for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
 
 
@@ -113,62 +362,109 @@ def _torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def fit(hparams: HParams, data: JetData, *, split_seed: int = 0, max_epochs: int | None = None,
-        callbacks: Sequence[Callback] = (), progress: bool | None = None, num_threads: int | None = None,
-        split_sizes: Sequence[float] | Sequence[int] = DEFAULT_SPLIT, accelerator: str = "auto") -> TrainResult:
+def fit(
+    hparams: HParams,
+    data: JetData,
+    *,
+    split_seed: int = 0,
+    max_epochs: int | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool | None = None,
+    num_threads: int | None = None,
+    split_sizes: Sequence[float] | Sequence[int] = DEFAULT_SPLIT,
+    accelerator: str = "auto",
+    optimization: str = "chunked",
+) -> TrainResult:
     """Train the benchmark MLP on ``data``.
 
     Args:
         hparams: the configuration; ``hparams.seed`` seeds initialisation, shuffling and dropout.
-        data: all the jets; split here with ``split_seed`` into train/val/test (test is not touched).
+        data: all the jets; split here with ``split_seed`` into train/val/test (test is not
+            touched).
         split_seed: fixed across training seeds, so every model sees the same locked test split.
         max_epochs: overrides ``hparams.max_epochs`` when given.
-        callbacks: Lightning callbacks, e.g. Optuna's pruning callback (``TrialPruned`` propagates).
+        callbacks: Lightning callbacks, e.g. Optuna's pruning callback (``TrialPruned``
+            propagates).
         progress: show a progress bar; ``None`` shows one only for long runs.
         num_threads: torch threads while training (1 for parallel trials); ``None`` leaves it.
         split_sizes: see :func:`qgtools.data.split`.
         accelerator: Lightning's accelerator, ``"auto"`` uses a GPU when there is one.
+        optimization: ``"chunked"`` (default) or ``"automatic"``: see :class:`LightningMLP`.
+            Both make the same updates.
 
     Returns:
-        A :class:`TrainResult`; ``result.model`` is the best epoch's :class:`Predictor`.
+        A :class:`TrainResult`; ``result.predictor`` is the best epoch's
+        :class:`~qgtools.model.Predictor`.
     """
+    if optimization not in OPTIMIZATIONS:
+        raise ValueError(f"optimization={optimization!r}: use one of {OPTIMIZATIONS}.")
     if max_epochs is not None:
         hparams = hparams.replace(max_epochs=max_epochs)
+    chunked = optimization == "chunked"
     train, val, _ = split_data(data, split_sizes, split_seed)
     preprocessor = Preprocessor(hparams.preprocessing).fit(train.X)
     with _quiet_lightning(), _torch_threads(num_threads):
         seed_everything(hparams.seed, workers=False, verbose=False)
-        datamodule = QGDataModule(train, val, preprocessor=preprocessor, batch_size=hparams.batch_size,
-                                  seed=hparams.seed, input_channels=hparams.input_channels,
-                                  batches_per_step=max(1, ROWS_PER_STEP // hparams.batch_size))
-        model = QGClassifier(hparams)
-        n_params = count_parameters(model.network)
+        datamodule = QGDataModule(
+            train,
+            val,
+            preprocessor=preprocessor,
+            batch_size=hparams.batch_size,
+            seed=hparams.seed,
+            input_channels=hparams.input_channels,
+            batches_per_step=max(1, ROWS_PER_STEP // hparams.batch_size) if chunked else 1,
+        )
+        module = LightningMLP(hparams, chunked=chunked)
+        n_params = count_parameters(module.network)
         if progress is None:
             progress = 6 * n_params * len(train) * hparams.max_epochs > 5e12
-        trainer = Trainer(max_epochs=hparams.max_epochs, accelerator=accelerator, devices=1, logger=False,
-                          enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
-                          num_sanity_val_steps=0, callbacks=list(callbacks))
+        trainer = Trainer(
+            max_epochs=hparams.max_epochs,
+            accelerator=accelerator,
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+            num_sanity_val_steps=0,
+            callbacks=list(callbacks),
+        )
         start = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule)
         wall_time = time.perf_counter() - start
-    network = model.network.cpu()
-    if model.best_state is not None:
-        network.load_state_dict(model.best_state)
+    network = module.network.cpu()
+    if module.best_state is not None:
+        network.load_state_dict(module.best_state)
     network.eval()
-    history = model.history
-    best = history[model.best_epoch] if model.best_epoch >= 0 else {"val_rejection": math.nan, "val_auc": math.nan}
-    last = history[-1] if history else {"val_rejection": math.nan, "val_auc": math.nan}
-    predictor = Predictor(network=network, preprocessor=preprocessor, hparams=hparams, split_seed=split_seed,
-                          split_sizes=tuple(split_sizes), source=data.source)
+    history = module.history
+    nan = {"val_rejection": math.nan, "val_auc": math.nan}
+    best = history[module.best_epoch] if module.best_epoch >= 0 else nan
+    last = history[-1] if history else nan
+    predictor = Predictor(
+        network=network,
+        preprocessor=preprocessor,
+        hparams=hparams,
+        split_seed=split_seed,
+        split_sizes=tuple(split_sizes),
+        source=data.source,
+    )
     return TrainResult(
-        best_val_rejection=best["val_rejection"], best_val_auc=best["val_auc"], best_epoch=model.best_epoch,
-        last_val_rejection=last["val_rejection"], last_val_auc=last["val_auc"], history=history,
-        n_params=n_params, wall_time_s=wall_time, status="diverged" if model.diverged else "ok",
-        model=predictor, hparams=hparams,
+        best_val_rejection=best["val_rejection"],
+        best_val_auc=best["val_auc"],
+        best_epoch=module.best_epoch,
+        last_val_rejection=last["val_rejection"],
+        last_val_auc=last["val_auc"],
+        history=history,
+        n_params=n_params,
+        wall_time_s=wall_time,
+        status="diverged" if module.diverged else "ok",
+        predictor=predictor,
     )
 
 
-def evaluate(predictor: Predictor, data: JetData, split: str = "val") -> tuple[np.ndarray, np.ndarray]:
+def evaluate(
+    predictor: Predictor, data: JetData, split: str = "val"
+) -> tuple[np.ndarray, np.ndarray]:
     """Quark probabilities and labels on one part of ``data``, split as the predictor was trained.
 
     Args:
@@ -181,6 +477,6 @@ def evaluate(predictor: Predictor, data: JetData, split: str = "val") -> tuple[n
     """
     if split not in SPLIT_NAMES:
         raise ValueError(f"split={split!r}: use 'train', 'val' or 'test'.")
-    part = dict(zip(SPLIT_NAMES, split_data(data, predictor.split_sizes, predictor.split_seed)))[split]
+    parts = split_data(data, predictor.split_sizes, predictor.split_seed)
+    part = dict(zip(SPLIT_NAMES, parts, strict=True))[split]
     return predictor.predict(part.X), part.y
-

@@ -12,9 +12,10 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 from lightning.pytorch import Callback
 
-from qgtools.data import PREPROCESSING_KINDS, JetData
-from qgtools.model import ACTIVATIONS, HParams
+from qgtools.data import JetData
+from qgtools.model import ACTIVATIONS, CPU_HPARAMS, HParams
 from qgtools.plots import learning_curves
+from qgtools.preprocessing import PREPROCESSING_KINDS
 from qgtools.train import TrainResult, fit
 
 
@@ -42,21 +43,33 @@ class TrainingExplorer:
 
     Args:
         data: the jets to train on (split with ``split_seed`` inside ``fit``).
-        base: values for the hyperparameters without a control.
+        base: values for the hyperparameters without a control (default ``CPU_HPARAMS``).
         max_epochs: the epochs slider's starting value.
     """
 
-    def __init__(self, data: JetData, base: HParams | None = None, max_epochs: int = 5, split_seed: int = 0) -> None:
+    def __init__(
+        self, data: JetData, base: HParams | None = None, max_epochs: int = 5, split_seed: int = 0
+    ) -> None:
         self.data, self.split_seed = data, split_seed
-        self.base = base or HParams(n_layers=3, n_channels=64, batch_size=256, preprocessing="log+standardize")
+        self.base = base or CPU_HPARAMS
         b = self.base
         self.controls: dict[str, w.ValueWidget] = {
             "n_layers": w.IntSlider(value=b.n_layers, min=1, max=6, description="layers"),
-            "n_channels": w.Dropdown(options=[16, 32, 64, 128, 256], value=b.n_channels, description="channels"),
-            "lr": w.FloatLogSlider(value=b.lr, base=10, min=-4, max=-1, step=0.25, description="lr"),
-            "dropout": w.FloatSlider(value=b.dropout, min=0.0, max=0.5, step=0.05, description="dropout"),
-            "hidden_activation": w.Dropdown(options=ACTIVATIONS, value=b.hidden_activation, description="activation"),
-            "preprocessing": w.Dropdown(options=PREPROCESSING_KINDS, value=b.preprocessing, description="inputs"),
+            "n_channels": w.Dropdown(
+                options=[16, 32, 64, 128, 256], value=b.n_channels, description="channels"
+            ),
+            "lr": w.FloatLogSlider(
+                value=b.lr, base=10, min=-4, max=-1, step=0.25, description="lr"
+            ),
+            "dropout": w.FloatSlider(
+                value=b.dropout, min=0.0, max=0.5, step=0.05, description="dropout"
+            ),
+            "hidden_activation": w.Dropdown(
+                options=ACTIVATIONS, value=b.hidden_activation, description="activation"
+            ),
+            "preprocessing": w.Dropdown(
+                options=PREPROCESSING_KINDS, value=b.preprocessing, description="inputs"
+            ),
             "max_epochs": w.IntSlider(value=max_epochs, min=1, max=30, description="epochs"),
         }
         self.button = w.Button(description="Train", button_style="primary")
@@ -79,15 +92,25 @@ class TrainingExplorer:
             self.status.value = f"<b>Invalid choice:</b> {error}"
             return None
         self.button.disabled = True
-        self.status.value = f"Training {hp.n_layers} x {hp.n_channels} for {hp.max_epochs} epochs..."
+        self.status.value = (
+            f"Training {hp.n_layers} x {hp.n_channels} for {hp.max_epochs} epochs..."
+        )
         try:
-            result = fit(hp, self.data, split_seed=self.split_seed, callbacks=[self.live_curve], progress=False)
+            result = fit(
+                hp,
+                self.data,
+                split_seed=self.split_seed,
+                callbacks=[self.live_curve],
+                progress=False,
+            )
         finally:
             self.button.disabled = False
         self.results.append((hp, result))
-        self.status.value = (f"Best validation rejection <b>{result.best_val_rejection:.1f}</b> "
-                             f"(epoch {result.best_epoch + 1}), AUC {result.best_val_auc:.3f}, "
-                             f"{result.wall_time_s:.0f} s, status {result.status}. Data: {self.data.source}.")
+        self.status.value = (
+            f"Best validation rejection <b>{result.best_val_rejection:.1f}</b> "
+            f"(epoch {result.best_epoch + 1}), AUC {result.best_val_auc:.3f}, "
+            f"{result.wall_time_s:.0f} s, status {result.status}. Data: {self.data.source}."
+        )
         self.table.value = self.results_html()
         return result
 
@@ -97,9 +120,13 @@ class TrainingExplorer:
         cells = "".join(
             f"<tr><td>{hp.n_layers}x{hp.n_channels}</td><td>{hp.lr:.1e}</td><td>{hp.dropout:.2f}</td>"
             f"<td>{hp.hidden_activation}</td><td>{hp.preprocessing}</td><td>{hp.max_epochs}</td>"
-            f"<td>{r.best_val_rejection:.1f}</td><td>{r.best_val_auc:.3f}</td></tr>" for hp, r in rows)
-        head = "<tr><th>net</th><th>lr</th><th>dropout</th><th>act.</th><th>inputs</th><th>epochs</th>" \
-               "<th>val rej.</th><th>val AUC</th></tr>"
+            f"<td>{r.best_val_rejection:.1f}</td><td>{r.best_val_auc:.3f}</td></tr>"
+            for hp, r in rows
+        )
+        head = (
+            "<tr><th>net</th><th>lr</th><th>dropout</th><th>act.</th><th>inputs</th><th>epochs</th>"
+            "<th>val rej.</th><th>val AUC</th></tr>"
+        )
         return f"<table>{head}{cells}</table>"
 
     def widget(self) -> w.Widget:

@@ -14,11 +14,13 @@ def make_jets(n: int = 2000, seed: int = 0, separation: float = 0.6) -> JetData:
     y = rng.permutation(np.arange(n) % 2)
     width = np.exp(rng.normal(-1.6 + separation * (0.5 - y), 0.35))
     n_axes = np.arange(1, 16)
-    decay = np.exp(-0.45 * (n_axes - 1))[None, :] * rng.uniform(0.8, 1.0, size=(n, 15)).cumprod(axis=1)
+    decay = np.exp(-0.45 * (n_axes - 1))[None, :] * rng.uniform(0.8, 1.0, size=(n, 15)).cumprod(
+        axis=1
+    )
     taus = width[:, None] * decay
-    X = np.stack([taus ** (beta ** 0.3) * beta for beta in (0.5, 1.0, 2.0)], axis=2).reshape(n, 45)
+    X = np.stack([taus ** (beta**0.3) * beta for beta in (0.5, 1.0, 2.0)], axis=2).reshape(n, 45)
     X[rng.random(n) < 0.02, 42:] = 0.0  # a few jets with too few constituents for 15 axes
-    return JetData(X.astype(np.float32), y, source=f"toy jets (tests): {n} jets")
+    return JetData(X.astype(np.float32), y, origin="toy jets (tests)")
 
 
 @pytest.fixture

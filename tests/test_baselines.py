@@ -7,14 +7,20 @@ from qgtools.data import split
 
 def test_baselines_on_the_validation_split(jets):
     results = baselines.run_baselines(jets)
-    assert [r.name.split(" (")[0] for r in results] == ["best single observable", "tau_2/tau_1", "boosted trees"]
+    assert [r.name.split(" (")[0] for r in results] == [
+        "best single observable",
+        "tau_2/tau_1",
+        "boosted trees",
+    ]
     val = split(jets)[1]
     for r in results:
         assert r.split == "val" and len(r.scores) == len(val)
         assert r.rejection == metrics.background_rejection(val.y, r.scores)
         assert 0.0 < r.auc <= 1.0
     single, _, trees = results
-    assert single.auc > 0.7 and trees.auc > 0.7  # the toy jets differ in width, which tau_2/tau_1 ignores
+    assert (
+        single.auc > 0.7 and trees.auc > 0.7
+    )  # the toy jets differ in width, which tau_2/tau_1 ignores
 
 
 def test_single_observable_is_chosen_on_train_with_gluons_wider(jets):

@@ -15,4 +15,6 @@ def test_check_says_what_to_fix(capsys, monkeypatch):
     monkeypatch.setitem(check.PINNED, "no-such-package-qg", "1.0")
     assert check.main() == 1
     out = capsys.readouterr().out
-    assert "[FIX] packages  missing: no-such-package-qg. Fix: pip install -r requirements.txt" in out
+    assert (
+        "[FIX] packages  missing: no-such-package-qg. Fix: pip install -r requirements.txt" in out
+    )

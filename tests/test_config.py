@@ -26,6 +26,26 @@ def test_only_config_reads_qg_fast():
         path.name
         for path in Path(config.__file__).parent.glob("*.py")
         for line in path.read_text().splitlines()
-        if "QG_FAST" in line and ("environ" in line or "getenv" in line) and path.name != "config.py"
+        if "QG_FAST" in line
+        and ("environ" in line or "getenv" in line)
+        and path.name != "config.py"
     ]
     assert readers == []
+
+
+def test_derived_sizes_are_defined_once_and_never_zero():
+    full, fast = config.FULL, config.FAST
+    assert (full.grid_epochs, full.trial_epochs, full.study_trials) == (10, 5, 15)
+    assert (fast.grid_epochs, fast.trial_epochs, fast.study_trials) == (1, 1, 2)
+
+
+def test_notebooks_take_derived_sizes_from_config():
+    import json
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    repeated = ("max_epochs //", "n_trials //")
+    for path in [*folder.glob("*.ipynb"), *folder.glob("solutions/*.ipynb")]:
+        cells = json.loads(path.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        assert not [r for r in repeated if r in code], f"{path.name}: use config.Sizes' properties"

@@ -1,4 +1,5 @@
-"""The conda and Binder environments cannot be built here: check their pins agree with requirements.txt."""
+"""The conda and Binder environments cannot be built here: their pins must agree with
+requirements.txt, as must check.PINNED; test-only tools stay out of them."""
 
 from __future__ import annotations
 
@@ -45,6 +46,27 @@ def test_conda_pins_agree(env_file):
     for name, version in pinned_requirements().items():
         assert conda.get(CONDA_NAMES.get(name, name)) == version, f"{name} in {env_file}"
     assert "=cpu_" in (ROOT / env_file).read_text(), "CPU-only PyTorch"
+
+
+def test_check_pins_are_requirements_pins():
+    from qgtools import check
+
+    pins = pinned_requirements()
+    assert {name: pins.get(name) for name in check.PINNED} == check.PINNED
+
+
+def test_test_tools_are_pinned_in_their_own_file_only():
+    test_pins = {}
+    for line in (ROOT / "requirements-test.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, version = line.split("==")
+            test_pins[name.lower()] = version
+    assert {"pytest", "nbval", "ruff"} <= set(test_pins)
+    assert not set(test_pins) & set(pinned_requirements()), "pinned twice"
+    for env_file in ("environment.yml", "binder/environment.yml"):
+        assert not set(test_pins) & set(conda_pins(ROOT / env_file)), env_file
+    assert "requirements-test.txt" in (ROOT / "Makefile").read_text()
 
 
 def test_binder_installs_qgtools():

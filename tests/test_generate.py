@@ -1,4 +1,5 @@
 """Tests of the offline jet generator (need the ``generate`` extra)."""
+
 from __future__ import annotations
 
 import json

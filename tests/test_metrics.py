@@ -9,20 +9,22 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from qgtools import metrics
 from qgtools.metrics import background_rejection
 
-
 # Hand-worked: y = 1 0 1 0 0 1 with falling scores gives ROC points (fpr, tpr)
 # (0,0) (0,1/3) (1/3,1/3) (1/3,2/3) (2/3,2/3) (1,2/3) (1,1).
 Y6 = np.array([1, 0, 1, 0, 0, 1])
 S6 = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
 
 
-@pytest.mark.parametrize("efficiency, expected", [
-    (0.5, 3.0),        # on the horizontal segment from (0,1/3) to (1/3,1/3)... reached at (1/3, 2/3)
-    (2 / 3, 3.0),      # vertical segment at tpr = 2/3: its lowest FPR (1/3) counts
-    (5 / 6, 1.0),      # between (1, 2/3) and (1, 1)
-    (1.0, 1.0),
-    (0.2, math.inf),   # reached at (0, 1/3): no gluon passes
-])
+@pytest.mark.parametrize(
+    "efficiency, expected",
+    [
+        (0.5, 3.0),  # on the horizontal segment from (0,1/3) to (1/3,1/3)... reached at (1/3, 2/3)
+        (2 / 3, 3.0),  # vertical segment at tpr = 2/3: its lowest FPR (1/3) counts
+        (5 / 6, 1.0),  # between (1, 2/3) and (1, 1)
+        (1.0, 1.0),
+        (0.2, math.inf),  # reached at (0, 1/3): no gluon passes
+    ],
+)
 def test_hand_worked_rejection(efficiency, expected):
     assert background_rejection(Y6, S6, efficiency) == pytest.approx(expected)
 
@@ -63,14 +65,17 @@ def test_rejection_curve_for_the_hep_plot():
     assert rejection[-1] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("y, scores, kwargs, message", [
-    ([1, 1, 1], [0.1, 0.2, 0.3], {}, "3 quarks and 0 gluons"),
-    ([1, 0, 1], [0.1, np.nan, 0.3], {}, "1 NaN"),
-    ([1, 0], [0.1, 0.2, 0.3], {}, "2 entries but scores has 3"),
-    ([1, 0], [0.1, 0.2], {"signal_efficiency": 0.0}, r"must be in \(0, 1\]"),
-    ([1, 0], [0.1, 0.2], {"signal_efficiency": 1.5}, r"must be in \(0, 1\]"),
-    ([1, 2], [0.1, 0.2], {}, "only 1 .quark"),
-])
+@pytest.mark.parametrize(
+    "y, scores, kwargs, message",
+    [
+        ([1, 1, 1], [0.1, 0.2, 0.3], {}, "3 quarks and 0 gluons"),
+        ([1, 0, 1], [0.1, np.nan, 0.3], {}, "1 NaN"),
+        ([1, 0], [0.1, 0.2, 0.3], {}, "2 entries but scores has 3"),
+        ([1, 0], [0.1, 0.2], {"signal_efficiency": 0.0}, r"must be in \(0, 1\]"),
+        ([1, 0], [0.1, 0.2], {"signal_efficiency": 1.5}, r"must be in \(0, 1\]"),
+        ([1, 2], [0.1, 0.2], {}, "only 1 .quark"),
+    ],
+)
 def test_bad_input(y, scores, kwargs, message):
     with pytest.raises(ValueError, match=message):
         background_rejection(y, scores, **kwargs)
@@ -85,7 +90,11 @@ def test_bootstrap_interval_brackets_the_estimate():
     assert low < estimate < high
     wider = metrics.bootstrap_interval(background_rejection, y, scores, n=300, seed=0, level=0.95)
     assert wider[1] <= low and wider[2] >= high
-    assert metrics.bootstrap_interval(background_rejection, y, scores, n=300, seed=0) == (estimate, low, high)
+    assert metrics.bootstrap_interval(background_rejection, y, scores, n=300, seed=0) == (
+        estimate,
+        low,
+        high,
+    )
 
 
 def test_bootstrap_redraws_resamples_missing_a_class_and_allows_inf():
@@ -104,5 +113,5 @@ def test_the_reference_mistakes_are_not_the_rejection():
     thresholded = metrics.thresholded_rejection(y, scores)
     per_batch = metrics.per_batch_mean_rejection(y, scores, batch_size=100)
     assert 15 < right < 25  # about 20
-    assert thresholded < 0.5 * right   # about 7: a straight line through one ROC point
-    assert per_batch > 1.1 * right     # about 25: small batches are biased high
+    assert thresholded < 0.5 * right  # about 7: a straight line through one ROC point
+    assert per_batch > 1.1 * right  # about 25: small batches are biased high

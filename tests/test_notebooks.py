@@ -29,14 +29,23 @@ def test_there_are_lessons():
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_no_outputs_are_committed(path):
-    dirty = [i for i, c in enumerate(cells(path)) if c["cell_type"] == "code" and (c["outputs"] or c["execution_count"])]
+    dirty = [
+        i
+        for i, c in enumerate(cells(path))
+        if c["cell_type"] == "code" and (c["outputs"] or c["execution_count"])
+    ]
     assert dirty == [], f"{path.name}: clear the outputs of cells {dirty} before committing"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
 def test_lesson_template(path):
     first, last = source(cells(path)[0]), source(cells(path)[-1])
-    assert first.startswith("# ") and "You will learn" in first and "Prerequisites" in first and "Time" in first
+    assert (
+        first.startswith("# ")
+        and "You will learn" in first
+        and "Prerequisites" in first
+        and "Time" in first
+    )
     assert "## Summary" in last and "## What's next" in last and "## Exercises" in last
     solution = NOTEBOOKS / "solutions" / f"{path.stem}_solutions.ipynb"
     assert solution.exists(), f"{path.name} has no {solution.name}"

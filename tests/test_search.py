@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
@@ -11,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from conftest import make_jets
 from optuna.trial import TrialState
 
 from qgtools import search
 from qgtools.model import HParams
-
-from conftest import make_jets
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 POSTGRES_URL = os.environ.get("QG_TEST_POSTGRES_URL")
@@ -42,8 +40,11 @@ def test_spaces_give_valid_hparams_with_conditional_parameters(name):
 
 
 def test_objective_stores_hparams_and_prunes(jets):
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1),
-                                pruner=optuna.pruners.ThresholdPruner(upper=0.0))  # prunes every reported epoch
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=1),
+        pruner=optuna.pruners.ThresholdPruner(upper=0.0),
+    )  # prunes every reported epoch
     study.optimize(search.make_objective(jets, "cpu", max_epochs=2), n_trials=2)
     for trial in study.trials:
         assert trial.state == TrialState.PRUNED
@@ -57,9 +58,13 @@ def test_objective_stores_hparams_and_prunes(jets):
 
 
 def test_multi_objective_returns_rejection_and_size(jets):
-    study = optuna.create_study(directions=search.directions(("val_rejection", "n_params")),
-                                sampler=optuna.samplers.RandomSampler(seed=2))
-    study.optimize(search.make_objective(jets, "cpu", 1, metric=("val_rejection", "n_params")), n_trials=3)
+    study = optuna.create_study(
+        directions=search.directions(("val_rejection", "n_params")),
+        sampler=optuna.samplers.RandomSampler(seed=2),
+    )
+    study.optimize(
+        search.make_objective(jets, "cpu", 1, metric=("val_rejection", "n_params")), n_trials=3
+    )
     for trial in study.trials:
         assert trial.values[1] == trial.user_attrs["n_params"]
     assert study.directions[1] == optuna.study.StudyDirection.MINIMIZE
@@ -67,13 +72,43 @@ def test_multi_objective_returns_rejection_and_size(jets):
 
 def test_a_diverged_trial_fails_with_its_reason_and_the_study_goes_on(jets):
     def wild(trial):
-        return HParams(n_layers=2, n_channels=16, layer_norm=False, batch_norm=False, dropout=0.0,
-                       lr=trial.suggest_float("lr", 1e29, 1e30), hidden_activation="ReLU", batch_size=64)
+        return HParams(
+            n_layers=2,
+            n_channels=16,
+            layer_norm=False,
+            batch_norm=False,
+            dropout=0.0,
+            lr=trial.suggest_float("lr", 1e29, 1e30),
+            hidden_activation="ReLU",
+            batch_size=64,
+        )
 
     study = optuna.create_study(direction="maximize")
     study.optimize(search.make_objective(jets, wild, max_epochs=4), n_trials=2)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
     assert study.trials[0].user_attrs["fail_reason"].startswith("diverged")
+
+
+def test_run_study_checks_its_arguments_before_starting_workers(tmp_path):
+    journal = tmp_path / "s.journal"
+    with pytest.raises(ValueError, match="n_trials=0"):
+        search.run_study("x", n_trials=0, storage=journal)
+    with pytest.raises(ValueError, match="Unknown space 'gpu'"):
+        search.run_study("x", n_trials=1, storage=journal, space="gpu")
+    with pytest.raises(ValueError, match="Unknown pruner"):
+        search.run_study("x", n_trials=1, storage=journal, pruner="asha")
+    assert not journal.exists() or "x" not in journal.read_text()
+
+
+def test_a_study_already_at_its_budget_starts_no_worker(tmp_path, jets):
+    journal = tmp_path / "s.journal"
+    study = optuna.create_study(
+        study_name="full", storage=search.open_storage(journal), direction="maximize"
+    )
+    study.enqueue_trial({"x": 1.0})
+    study.optimize(lambda t: t.suggest_float("x", 0, 2), n_trials=1)
+    summary = search.run_study("full", n_trials=1, storage=journal, progress=False)
+    assert (summary.status, summary.exit_codes, summary.best_value) == ("done", (), 1.0)
 
 
 def test_unknown_names_are_errors():
@@ -86,7 +121,9 @@ def test_unknown_names_are_errors():
 
 
 def test_flops_per_jet():
-    assert search.flops_per_jet(HParams(n_layers=2, n_channels=10, input_channels=5)) == 2 * (50 + 100 + 10)
+    assert search.flops_per_jet(HParams(n_layers=2, n_channels=10, input_channels=5)) == 2 * (
+        50 + 100 + 10
+    )
 
 
 # --------------------------------------------------------------------------- storages
@@ -102,12 +139,14 @@ def test_storage_urls(tmp_path):
 
 
 def test_broken_database_url_is_a_clear_error_without_the_password():
-    with pytest.raises(ValueError, match=r"Cannot open storage postgresql://qg:\*\*\*@127.0.0.1:9/studies") as info:
+    with pytest.raises(
+        ValueError, match=r"Cannot open storage postgresql://qg:\*\*\*@127.0.0.1:9/studies"
+    ) as info:
         search.open_storage("postgresql://qg:secret@127.0.0.1:9/studies")
     assert "secret" not in str(info.value)
 
 
-# --------------------------------------------------------------------------- the command line, with real processes
+# ------------------------------------------------------- the command line, with real processes
 
 
 @pytest.fixture(scope="module")
@@ -121,17 +160,36 @@ def toy_npz(tmp_path_factory) -> Path:
 def cli(*args: str, cwd: Path, wait: bool = True):
     command = [sys.executable, "-m", "qgtools.search", *args]
     if not wait:
-        return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
 def run_args(storage: str, data: Path, trials: int, epochs: int = 1, workers: int = 2) -> list[str]:
-    return ["run", "--study", "toy", "--storage", storage, "--data", str(data), "--jets", "-1",
-            "--max-epochs", str(epochs), "--trials", str(trials), "--workers", str(workers)]
+    return [
+        "run",
+        "--study",
+        "toy",
+        "--storage",
+        storage,
+        "--data",
+        str(data),
+        "--jets",
+        "-1",
+        "--max-epochs",
+        str(epochs),
+        "--trials",
+        str(trials),
+        "--workers",
+        str(workers),
+    ]
 
 
 def finished(storage: str) -> int:
-    return search.count_finished(optuna.load_study(study_name="toy", storage=search.open_storage(storage)))
+    return search.count_finished(
+        optuna.load_study(study_name="toy", storage=search.open_storage(storage))
+    )
 
 
 def check_two_workers_then_top_up(storage: str, data: Path, tmp_path: Path) -> None:
@@ -139,11 +197,28 @@ def check_two_workers_then_top_up(storage: str, data: Path, tmp_path: Path) -> N
     assert out.returncode == 0, out.stdout + out.stderr
     assert finished(storage) == 4
     study = optuna.load_study(study_name="toy", storage=search.open_storage(storage))
-    assert len({t.user_attrs["worker"]["pid"] for t in study.trials}) == 2  # both workers took trials
-    again = cli(*run_args(storage, data, trials=6), cwd=tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert finished(storage) == 6
-    report = cli("report", "--study", "toy", "--storage", storage, "--out", str(tmp_path / "plots"), cwd=tmp_path)
+    pids = {t.user_attrs["worker"]["pid"] for t in study.trials}
+    assert len(pids) == 2  # both workers took trials
+    # the same study topped up through the plain function the command line calls
+    summary = search.run_study(
+        "toy", n_trials=6, workers=2, storage=storage, data=data, max_epochs=1, progress=False
+    )
+    assert (summary.status, summary.finished, summary.n_trials) == ("done", 6, 6)
+    assert finished(storage) == 6 and len(summary.exit_codes) == 2
+    complete = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value)
+    assert (summary.best_number, summary.best_value) == (best.number, best.value)
+    assert str(summary).startswith("Study 'toy': 6 finished trials; best #")
+    report = cli(
+        "report",
+        "--study",
+        "toy",
+        "--storage",
+        storage,
+        "--out",
+        str(tmp_path / "plots"),
+        cwd=tmp_path,
+    )
     assert report.returncode == 0 and "#" in report.stdout
     assert (tmp_path / "plots" / "toy-history.png").stat().st_size > 1000
 
@@ -158,7 +233,9 @@ def check_sigkill_recovery(storage: str, data: Path, tmp_path: Path) -> None:
             study = optuna.load_study(study_name="toy", storage=search.open_storage(storage))
         except KeyError:
             continue
-        running = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs]
+        running = [
+            t for t in study.get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs
+        ]
         if running and search.count_finished(study) >= 1:
             victim = running[0]
     assert victim is not None, "no trial was running after 2 minutes"
@@ -169,7 +246,9 @@ def check_sigkill_recovery(storage: str, data: Path, tmp_path: Path) -> None:
     killed = study.trials[victim.number]
     assert killed.state == TrialState.FAIL
     assert "died mid-trial" in killed.user_attrs["fail_reason"]
-    assert before <= {t.number for t in study.get_trials(states=search.FINISHED)}  # nothing finished was lost
+    assert before <= {
+        t.number for t in study.get_trials(states=search.FINISHED)
+    }  # nothing finished was lost
     out = cli(*run_args(storage, data, trials=5, epochs=1), cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert finished(storage) == 5
@@ -184,8 +263,20 @@ def test_sigkill_mid_trial_on_the_journal_storage(toy_npz, tmp_path):
 
 
 def test_default_storage_is_the_journal_in_the_working_directory(toy_npz, tmp_path):
-    out = cli("run", "--study", "toy", "--data", str(toy_npz), "--max-epochs", "1", "--trials", "1",
-              "--workers", "1", cwd=tmp_path)
+    out = cli(
+        "run",
+        "--study",
+        "toy",
+        "--data",
+        str(toy_npz),
+        "--max-epochs",
+        "1",
+        "--trials",
+        "1",
+        "--workers",
+        "1",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert (tmp_path / "qg-studies.journal").stat().st_size > 0
 
@@ -204,7 +295,10 @@ def postgres_url() -> str:
     if not POSTGRES_URL:
         if os.environ.get("CI"):
             pytest.fail("CI must provide QG_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)")
-        pytest.skip("QG_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against (.ci/run starts one)")
+        pytest.skip(
+            "QG_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against "
+            "(.ci/run starts one)"
+        )
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(search._with_installed_driver(POSTGRES_URL))

@@ -34,7 +34,6 @@ def test_train_button_records_results_and_redraws_each_epoch(jets):
 
 def test_invalid_choice_is_reported_not_raised(jets):
     explorer = TrainingExplorer(jets, base=HParams(n_layers=1, n_channels=16, batch_size=64))
-    explorer.base = explorer.base.replace(batch_size=64)
     explorer.controls["dropout"].max = 1.0
     explorer.controls["dropout"].value = 1.0
     assert explorer.train() is None
