@@ -269,7 +269,7 @@ def load_model(path: str | Path) -> Predictor:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"No model file at {path}.") from None
-    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad file
+    except Exception as error:  # torch raises many kinds for a bad file
         raise ValueError(
             f"{path} is not a model saved by qgtools.model.save_model ({error})."
         ) from error

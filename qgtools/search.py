@@ -393,7 +393,7 @@ def _worker(index: int, job: _Job) -> None:
             return objective(trial)
         except optuna.TrialPruned:
             raise
-        except Exception as error:  # noqa: BLE001 - recorded, then Optuna marks the trial failed
+        except Exception as error:  # recorded, then Optuna marks the trial failed
             trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
             raise
 

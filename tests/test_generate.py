@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("pythia8mc")
 pytest.importorskip("fastjet")
 
-from qgtools import generate as gen  # noqa: E402
+from qgtools import generate as gen
 
 N_JETS = 200
 

@@ -2,10 +2,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import ipywidgets as w  # noqa: E402
+import ipywidgets as w
 
-from qgtools.model import HParams  # noqa: E402
-from qgtools.widgets import TrainingExplorer  # noqa: E402
+from qgtools.model import HParams
+from qgtools.widgets import TrainingExplorer
 
 
 def test_controls_make_validated_hparams(jets):
