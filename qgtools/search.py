@@ -512,11 +512,26 @@ def _run_workers(
 def report(
     study: str, storage: str | os.PathLike | None = None, out: str | os.PathLike = "reports"
 ) -> list[Path]:
-    """Print the best trials and write the standard plots as PNG files; returns their paths."""
+    """Print the best trials and write the standard plots as PNG files; returns their paths.
+
+    Optuna's warnings about the plots (experimental API, parameters with one value in a small
+    study) are silenced here only, not for the caller.
+    """
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
+            return _report(study, storage, out)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _report(study: str, storage: str | os.PathLike | None, out: str | os.PathLike) -> list[Path]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     the_study = optuna.load_study(study_name=study, storage=open_storage(storage))
     complete = the_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     states = {
