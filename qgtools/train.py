@@ -2,8 +2,8 @@
 
 ``fit`` splits the data with a fixed split seed (the locked test split is the same for every
 training seed), fits the preprocessing on the training part, trains a :class:`LightningMLP`
-with Lightning over in-memory :class:`TensorBatches`, and returns the best epoch's model as a
-:class:`~qgtools.model.Predictor` in a :class:`TrainResult`.
+with Lightning (automatic optimisation) over in-memory :class:`TensorBatches`, and returns the
+best epoch's model as a :class:`~qgtools.model.Predictor` in a :class:`TrainResult`.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ __all__ = [
 
 ROWS_PER_STEP = 4096
 """Jets per Lightning step when ``optimization="chunked"``: several mini-batches per step."""
-OPTIMIZATIONS = ("chunked", "automatic")
+OPTIMIZATIONS = ("automatic", "chunked")
 
 
 # --------------------------------------------------------------------------- batches
@@ -174,20 +174,25 @@ class LightningMLP(LightningModule):
 
     AdamW (amsgrad) with StepLR per epoch and BCE-with-logits with ``pos_weight``. At each
     validation epoch end it logs ``val_loss``, ``val_auc`` and ``val_rejection`` over the whole
-    validation set, and keeps the best epoch's weights.
+    validation set, and keeps the best epoch's weights. ``history`` has one dict per epoch with
+    these, ``train_loss``, ``lr`` and ``train_s`` (seconds of the training part of the epoch,
+    without validation).
 
     Args:
         hparams: the configuration.
-        chunked: ``True`` (what :func:`fit` uses): manual optimisation, each training step gets a
-            chunk of several mini-batches and makes one optimizer update per mini-batch of
-            ``hparams.batch_size`` (the same updates, with less Lightning overhead per update;
-            ``global_step`` then counts updates, and Lightning's gradient clipping,
-            accumulation and mixed precision do not apply). ``False``: Lightning's automatic
-            optimisation, one step per mini-batch. ``bench/training_speed.py`` and notebook 02
-            measure what the chunks buy.
+        chunked: ``False`` (what :func:`fit` uses): Lightning's automatic optimisation, one
+            training step and one optimizer update per mini-batch, so ``batch_idx``,
+            ``global_step``, gradient clipping, accumulation and precision mean what the
+            Lightning docs say. ``True``: manual optimisation; each training step gets a chunk
+            of several mini-batches and makes one update per mini-batch of
+            ``hparams.batch_size`` (the same updates, Lightning's per-step overhead paid once per
+            chunk; ``batch_idx`` then counts chunks, and the Trainer's ``gradient_clip_val`` and
+            ``accumulate_grad_batches`` are refused). ``bench/training_speed.py`` measures what
+            the chunks buy: at most about 1.2x for a 3 x 64 network at batch 256 and nothing for
+            6 x 1024, which is why automatic optimisation is the default.
     """
 
-    def __init__(self, hparams: HParams, chunked: bool = True) -> None:
+    def __init__(self, hparams: HParams, chunked: bool = False) -> None:
         super().__init__()
         self.hp = hparams
         self.automatic_optimization = not chunked
@@ -198,6 +203,7 @@ class LightningMLP(LightningModule):
         self.best_epoch = -1
         self.diverged = False
         self._train_losses: list[torch.Tensor] = []
+        self._epoch_start = self._train_seconds = math.nan
         self._val_logits: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
 
@@ -244,6 +250,13 @@ class LightningMLP(LightningModule):
         self.diverged = True
         self.trainer.should_stop = True
 
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_validation_epoch_start(self) -> None:
+        if not self.trainer.sanity_checking:  # validation follows the epoch's last training step
+            self._train_seconds = time.perf_counter() - self._epoch_start
+
     def on_train_epoch_end(self) -> None:
         if not self.automatic_optimization:  # Lightning steps the scheduler itself otherwise
             self.lr_schedulers().step()
@@ -282,6 +295,7 @@ class LightningMLP(LightningModule):
                 "val_auc": auc,
                 "val_rejection": rejection,
                 "lr": self.optimizers().param_groups[0]["lr"],
+                "train_s": self._train_seconds,
             }
         )
         self.log_dict({"val_loss": val_loss, "val_auc": auc, "val_rejection": rejection})
@@ -373,7 +387,7 @@ def fit(
     num_threads: int | None = None,
     split_sizes: Sequence[float] | Sequence[int] = DEFAULT_SPLIT,
     accelerator: str = "auto",
-    optimization: str = "chunked",
+    optimization: str = "automatic",
 ) -> TrainResult:
     """Train the benchmark MLP on ``data``.
 
@@ -389,7 +403,7 @@ def fit(
         num_threads: torch threads while training (1 for parallel trials); ``None`` leaves it.
         split_sizes: see :func:`qgtools.data.split`.
         accelerator: Lightning's accelerator, ``"auto"`` uses a GPU when there is one.
-        optimization: ``"chunked"`` (default) or ``"automatic"``: see :class:`LightningMLP`.
+        optimization: ``"automatic"`` (default) or ``"chunked"``: see :class:`LightningMLP`.
             Both make the same updates.
 
     Returns:

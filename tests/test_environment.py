@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {"torch": "pytorch", "psycopg2-binary": "psycopg2"}
 
 
-def pinned_requirements() -> dict[str, str]:
+def pinned_requirements(file: str = "requirements.txt") -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
+    for line in (ROOT / file).read_text().splitlines():
         line = line.split("#")[0].strip()
         if line:
             name, version = line.split("==")
@@ -56,12 +56,7 @@ def test_check_pins_are_requirements_pins():
 
 
 def test_test_tools_are_pinned_in_their_own_file_only():
-    test_pins = {}
-    for line in (ROOT / "requirements-test.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            name, version = line.split("==")
-            test_pins[name.lower()] = version
+    test_pins = pinned_requirements("requirements-test.txt")
     assert {"pytest", "nbval", "ruff"} <= set(test_pins)
     assert not set(test_pins) & set(pinned_requirements()), "pinned twice"
     for env_file in ("environment.yml", "binder/environment.yml"):

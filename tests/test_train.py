@@ -30,7 +30,9 @@ def test_fit_reports_the_best_epoch_on_the_whole_validation_set(jets):
         "val_auc",
         "val_rejection",
         "lr",
+        "train_s",
     }
+    assert all(0 < h["train_s"] < result.wall_time_s for h in result.history)
     best = max(h["val_rejection"] for h in result.history)
     assert result.best_val_rejection == best
     assert result.last_val_rejection == result.history[-1]["val_rejection"]
