@@ -1,7 +1,8 @@
 """``python -m qgtools.check``: an environment self-test that says in plain words what works.
 
-Checks the packages and their versions against the pinned set, torch threads, which data
-``load()`` gives here, and a one-epoch training run. Exits 1 if anything must be fixed.
+Checks the on/off environment variables, the packages and their versions against the pinned
+set, torch threads, which data ``load()`` gives here, and a one-epoch training run. Exits 1
+if anything must be fixed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+
+from qgtools.config import env_flag
 
 # A copy of requirements.txt's pins for these packages (tests/test_environment.py compares).
 PINNED = {
@@ -26,6 +29,27 @@ PINNED = {
     "energyflow": "1.4.0",
     "jupyterlab": "4.6.6",
 }
+
+
+ENV_FLAGS = {"QG_OFFLINE": "no download", "QG_FAST": "fast mode"}
+"""The on/off environment variables the notebooks read, and what each turns on."""
+
+
+def check_environment() -> tuple[bool, str]:
+    said, wrong = [], []
+    for name, meaning in ENV_FLAGS.items():
+        try:
+            on = env_flag(name)
+        except ValueError as error:
+            wrong.append(str(error))
+            continue
+        if name in os.environ:
+            said.append(f"{name}={os.environ[name]!r} ({'on: ' + meaning if on else 'off'})")
+        else:
+            said.append(f"{name} unset (off)")
+    if wrong:
+        return False, " ".join(wrong)
+    return True, ", ".join(said)
 
 
 def check_packages() -> tuple[bool, str]:
@@ -62,6 +86,10 @@ def check_threads() -> tuple[bool, str]:
 def check_data() -> tuple[bool, str]:
     from qgtools import data
 
+    try:
+        env_flag("QG_OFFLINE")
+    except ValueError:
+        return False, "load() stops at QG_OFFLINE's value: fix it first (see environment above)"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         jets = data.load(timeout=10)
@@ -95,6 +123,7 @@ def check_writable() -> tuple[bool, str]:
 
 
 CHECKS: dict[str, Callable[[], tuple[bool, str]]] = {
+    "environment": check_environment,
     "packages": check_packages,
     "threads": check_threads,
     "data": check_data,
@@ -110,7 +139,7 @@ def main() -> int:
         try:
             ok, message = check()
         except Exception as error:  # noqa: BLE001 - report, never crash, in a self-test
-            ok, message = False, f"{type(error).__name__}: {error}"
+            ok, message = False, f"{type(error).__name__}: {' '.join(str(error).split())}"
         failed += not ok
         print(f"[{'OK' if ok else 'FIX'}] {name:<9} {message}", flush=True)
     print(

@@ -5,6 +5,9 @@ sizes change between modes, never the code path. ``load`` and training never rea
 environment themselves. Besides the base sizes, :class:`Sizes` derives ``grid_epochs``
 (per run of a hand-made grid or random search), ``trial_epochs`` (per Optuna trial) and
 ``study_trials`` (per study where several are compared), so no notebook computes its own.
+
+:func:`env_flag` is the one parser of on/off environment variables (``QG_FAST`` here,
+``QG_OFFLINE`` in :mod:`qgtools.data`).
 """
 
 from __future__ import annotations
@@ -56,16 +59,48 @@ FULL = Sizes(fast=False, n_jets=-1, max_epochs=20, n_trials=30, n_seeds=3, grid_
 FAST = Sizes(fast=True, n_jets=6000, max_epochs=2, n_trials=4, n_seeds=2, grid_points=2)
 
 
-def fast_mode() -> bool:
-    """Whether ``QG_FAST`` asks for fast mode (``1``, ``true``, ``yes``, ``on``)."""
-    value = os.environ.get("QG_FAST", "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
+FLAG_SPELLINGS: dict[str, bool] = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
+"""How an on/off environment variable may be spelled: any case, surrounding spaces ignored;
+unset or empty means off."""
+
+
+def env_flag(name: str) -> bool:
+    """Whether the environment variable ``name`` is on.
+
+    Args:
+        name: e.g. ``"QG_FAST"`` or ``"QG_OFFLINE"``.
+
+    Returns:
+        True for 1, true, yes, on; False for 0, false, no, off, empty or unset (any case,
+        surrounding spaces ignored).
+
+    Raises:
+        ValueError: any other value, named with the variable and the allowed spellings.
+    """
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if not value:
         return False
-    if value in ("1", "true", "yes", "on"):
-        return True
+    if value in FLAG_SPELLINGS:
+        return FLAG_SPELLINGS[value]
     raise ValueError(
-        f"QG_FAST={value!r} is not understood: use QG_FAST=1 for fast mode or unset it."
+        f"{name}={raw!r} is not understood: use {name}=1 (or true, yes, on) to turn it on, "
+        f"{name}=0 (or false, no, off) or unset it to turn it off; any case."
     )
+
+
+def fast_mode() -> bool:
+    """Whether ``QG_FAST`` asks for fast mode (see :func:`env_flag` for the spellings)."""
+    return env_flag("QG_FAST")
 
 
 def sizes() -> Sizes:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from qgtools import download
+from qgtools.config import env_flag
 from qgtools.download import (
     ENERGYFLOW_FILENAME,
     ENERGYFLOW_N_JETS,
@@ -203,7 +204,18 @@ def _validated_arrays(X: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndar
             f"y in {where} has labels {labels[:10].tolist()}; "
             "expected only 1 (quark) and 0 (gluon)."
         )
-    return X.astype(np.float32, copy=False), y.astype(np.int64, copy=False)
+    with np.errstate(over="ignore"):
+        X32 = X.astype(np.float32, copy=False)
+    too_big = ~np.isfinite(X32).all(axis=1)  # finite before the cast, infinite after it
+    if too_big.any():
+        first = np.flatnonzero(too_big)[:5].tolist()
+        largest = f"{float(np.finfo(np.float32).max):.1e}".replace("e+", "e")
+        raise ValueError(
+            f"X in {where} has values beyond float32's range (max {largest}) in "
+            f"{int(too_big.sum())} of {len(X)} rows (first rows: {first}); jets are kept as "
+            "float32. Rescale or drop those jets before loading."
+        )
+    return X32, y.astype(np.int64, copy=False)
 
 
 # --------------------------------------------------------------------------- loading
@@ -221,14 +233,22 @@ def load(
         num_data: take the first ``num_data`` jets, as energyflow does; ``-1`` takes all.
         source: ``"auto"``, ``"energyflow"``, ``"sample"`` or a path to a local ``.npz``
             with keys ``X`` and ``y``. ``"auto"`` uses the cached real file if valid, else
-            downloads it (unless ``QG_OFFLINE=1``), else falls back to the shipped sample with
-            one :class:`DataSourceWarning` saying why.
+            downloads it (unless ``QG_OFFLINE`` is on: 1, true, yes or on, see
+            :func:`qgtools.config.env_flag`), else falls back to the shipped sample with one
+            :class:`DataSourceWarning` saying why (also when the cache path cannot be used).
         cache_dir: where the real file is cached (``<cache_dir>/datasets/QG_nsubs.npz``, the
             layout energyflow uses); default ``$QG_DATA_DIR``, else ``~/.energyflow``.
-        timeout: seconds without progress before a download is abandoned.
+        timeout: seconds without progress before a download is abandoned (the whole
+            download has :func:`qgtools.download.fetch`'s deadline too).
 
     Returns:
         A :class:`JetData` whose ``origin`` says which data it is.
+
+    Raises:
+        ValueError: a bad argument, a bad local file, or a ``QG_OFFLINE`` value that is not
+            understood.
+        OSError: ``source="energyflow"`` and the file cannot be had (see
+            :func:`qgtools.download.fetch`).
     """
     if not isinstance(num_data, (int, np.integer)) or isinstance(num_data, bool) or num_data < -1:
         raise ValueError(
@@ -253,15 +273,26 @@ def load(
 
 
 def _load_auto(cache_dir: str | os.PathLike | None, timeout: float) -> JetData:
+    offline = env_flag("QG_OFFLINE")  # a value it does not understand is an error, at once
     path = download.cached_path(cache_dir)
-    reason = None
-    if path.exists():
-        if download.sha256(path) == download.ENERGYFLOW_SHA256:
-            return _load_energyflow_file(path)
-        reason = f"the cached file {path} is corrupt (its SHA-256 does not match)"
-    if os.environ.get("QG_OFFLINE", "").strip() in ("1", "true", "yes", "on"):
-        reason = reason or "QG_OFFLINE=1 asks not to download"
-    else:
+    reason = download.cache_problem(path)
+    can_download = reason is None  # a download could not be stored where the problem is
+    if reason is None and path.exists():
+        try:
+            valid = download.sha256(path) == download.ENERGYFLOW_SHA256
+        except OSError as error:
+            reason = (
+                f"cannot read the cached file {path} ({error}): fix its permissions, or move it "
+                "away"
+            )
+            can_download = False
+        else:
+            if valid:
+                return _load_energyflow_file(path)
+            reason = f"the cached file {path} is corrupt (its SHA-256 does not match)"
+    if offline:
+        reason = reason or f"QG_OFFLINE={os.environ['QG_OFFLINE'].strip()} asks not to download"
+    elif can_download:
         try:
             return _load_energyflow_file(download.fetch(cache_dir, timeout=timeout))
         except (OSError, ValueError) as error:
@@ -336,22 +367,26 @@ def load_sample() -> JetData:
 
 
 def split_counts(n: int, sizes: Sequence[float] | Sequence[int]) -> tuple[int, int, int]:
-    """Jet counts for a three-way split.
+    """Jet counts for a three-way split that uses every jet.
 
     Fractions (floats summing to 1): the first two parts get ``round(fraction * n)`` and the
     last part the rest, so 100,000 jets with (0.8, 0.1, 0.1) give exactly 80,000/10,000/10,000.
-    Counts (ints summing to at most n) are used as they are; the remaining jets are unused.
+    Counts (ints) must sum to exactly ``n``: to split fewer jets, take them first with
+    ``data.head(k)``.
     """
     if len(sizes) != 3:
         raise ValueError(f"sizes={tuple(sizes)} must have three entries: (train, val, test).")
     if all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in sizes):
-        n_train, n_val, n_test = (int(s) for s in sizes)
-        if min(n_train, n_val, n_test) < 1 or n_train + n_val + n_test > n:
+        counts = tuple(int(s) for s in sizes)
+        if min(counts) < 1:
+            raise ValueError(f"sizes={counts} as counts must be positive.")
+        if sum(counts) != n:
             raise ValueError(
-                f"sizes={(n_train, n_val, n_test)} as counts must be positive and sum to at most "
-                f"{n} jets."
+                f"sizes={counts} as counts sum to {sum(counts)}, not the {n} jets there are: "
+                f"counts must use every jet. Give fractions, e.g. (0.8, 0.1, 0.1), or take the "
+                f"jets first with data.head({sum(counts)}) if you mean to split only those."
             )
-        return n_train, n_val, n_test
+        return counts
     fractions = [float(s) for s in sizes]
     if min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(
@@ -373,12 +408,18 @@ def split(
 
     ``np.random.default_rng(seed).permutation`` is the same on every machine, so a seed
     names one split everywhere. The split seed is not a training seed: keep it fixed while
-    training seeds vary, so every model is judged on the same locked test split.
-    See :func:`split_counts` for the rounding.
+    training seeds vary, so every model is judged on the same locked test split; hence
+    ``seed=None`` (a different split each call) is refused.
+    See :func:`split_counts` for the sizes and the rounding.
     """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ValueError(
+            f"seed={seed!r}: the split needs a fixed int seed (e.g. seed=0), the same for every "
+            "model compared, so that they share one locked test split."
+        )
     n_train, n_val, n_test = split_counts(len(data), sizes)
     order = np.random.default_rng(seed).permutation(len(data))
-    parts = np.split(order[: n_train + n_val + n_test], [n_train, n_train + n_val])
+    parts = np.split(order, [n_train, n_train + n_val])
     train, val, test = (
         data.subset(np.sort(idx), name) for idx, name in zip(parts, SPLIT_NAMES, strict=True)
     )
@@ -405,24 +446,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetch_cmd.add_argument(
         "--timeout", type=float, default=30.0, help="seconds without progress (default 30)"
     )
+    fetch_cmd.add_argument(
+        "--deadline", type=float, default=600.0, help="seconds for the whole download (default 600)"
+    )
     info_cmd = commands.add_parser("info", help="say which data load() gives here")
     info_cmd.add_argument("--source", default="auto")
     args = parser.parse_args(argv)
     if args.command == "fetch":
         try:
-            path = download.fetch(args.cache_dir, timeout=args.timeout, progress=True)
+            path = download.fetch(
+                args.cache_dir, timeout=args.timeout, progress=True, deadline=args.deadline
+            )
         except (OSError, ValueError) as error:
-            print(f"Could not fetch the real dataset: {error}")
+            print(f"Could not fetch the real dataset: {_one_line(error)}")
             return 1
         print(f"OK: {path} is the verified EnergyFlow file (SHA-256 {ENERGYFLOW_SHA256[:12]}...).")
         return 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        data = load(source=args.source)
+        try:
+            data = load(source=args.source)
+        except (OSError, ValueError) as error:
+            print(f"Could not load data with source={args.source!r}: {_one_line(error)}")
+            return 1
     for warning in caught:
-        print(f"Note: {warning.message}")
+        print(f"Note: {_one_line(warning.message)}")
     print(data)
     return 0
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
 
 
 if __name__ == "__main__":

@@ -84,9 +84,12 @@ import argparse
 import datetime
 import json
 import multiprocessing
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -421,6 +424,30 @@ def save(path: str, X: np.ndarray, y: np.ndarray, meta: dict) -> None:
     np.savez_compressed(path, X=X, y=y, meta=np.array(json.dumps(meta)))
 
 
+def out_problem(out: str) -> str | None:
+    """Why ``out`` cannot take the generated file, or None if it can: asked before a
+    generation that may take hours, not after it."""
+    path = Path(out)
+    if path.is_dir():
+        return f"{path} is a folder: give a file name ending in .npz"
+    if path.suffix != ".npz":
+        return "must end in .npz (numpy would add it to the name otherwise)"
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a folder: choose another path"
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist: create it first, or choose another"
+    try:  # a real write, as os.access cannot tell for root or read-only file systems
+        fd, probe = tempfile.mkstemp(prefix=".qgtools-write-test-", dir=folder)
+    except OSError as error:
+        return f"cannot write to {folder} ({error.strerror}): choose a folder you can write to"
+    os.close(fd)
+    os.unlink(probe)
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path} exists and cannot be overwritten: choose another name"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(
@@ -432,6 +459,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="output .npz file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    problem = out_problem(args.out)
+    if problem:
+        parser.error(f"--out {args.out}: {problem}")
     X, y, meta = generate(args.jets, args.seed, args.workers, progress=not args.no_progress)
     cli_args = sys.argv[1:] if argv is None else argv
     meta["command"] = "python -m qgtools.generate " + " ".join(cli_args)

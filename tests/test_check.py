@@ -1,4 +1,6 @@
-from qgtools import check
+import pytest
+
+from qgtools import check, download
 
 
 def test_check_reports_each_item(capsys, monkeypatch):
@@ -17,4 +19,31 @@ def test_check_says_what_to_fix(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert (
         "[FIX] packages  missing: no-such-package-qg. Fix: pip install -r requirements.txt" in out
+    )
+
+
+@pytest.mark.parametrize("name", ["QG_OFFLINE", "QG_FAST"])
+def test_check_names_an_environment_value_the_notebooks_would_crash_on(
+    capsys, monkeypatch, tmp_path, name
+):
+    monkeypatch.setenv("QG_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(download, "ENERGYFLOW_URL", "http://127.0.0.1:9/QG_nsubs.npz")
+    monkeypatch.setitem(check.CHECKS, "training", lambda: (True, "not run in this test"))
+    monkeypatch.setenv(name, "maybe")
+    code = check.main()
+    out = capsys.readouterr().out
+    assert code == 1 and "All good" not in out
+    assert f"[FIX] environment {name}='maybe' is not understood: use" in out
+    assert all(f"] {item}" in out for item in check.CHECKS), "every check still reports"
+    assert list(check.CHECKS)[0] == "environment"
+    if name == "QG_OFFLINE":  # load() would stop there too: said once, pointing above
+        assert "[FIX] data      load() stops at QG_OFFLINE's value: fix it first" in out
+
+
+def test_check_environment_says_what_is_set(monkeypatch):
+    monkeypatch.setenv("QG_OFFLINE", " yes")
+    monkeypatch.delenv("QG_FAST", raising=False)
+    ok, message = check.CHECKS["environment"]()
+    assert (
+        ok and "QG_OFFLINE=' yes' (on: no download)" in message and "QG_FAST unset (off)" in message
     )

@@ -49,3 +49,37 @@ def test_notebooks_take_derived_sizes_from_config():
         cells = json.loads(path.read_text())["cells"]
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
         assert not [r for r in repeated if r in code], f"{path.name}: use config.Sizes' properties"
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        (" On ", True),
+        ("True\n", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("OFF ", False),
+        ("", False),
+        ("  ", False),
+    ],
+)
+def test_env_flag_spellings(monkeypatch, value, expected):
+    monkeypatch.setenv("QG_SOMETHING", value)
+    assert config.env_flag("QG_SOMETHING") is expected
+
+
+def test_env_flag_unset_is_off(monkeypatch):
+    monkeypatch.delenv("QG_SOMETHING", raising=False)
+    assert config.env_flag("QG_SOMETHING") is False
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "y", "enable", "1.0"])
+def test_env_flag_anything_else_names_the_variable_and_the_spellings(monkeypatch, value):
+    monkeypatch.setenv("QG_SOMETHING", value)
+    with pytest.raises(ValueError, match=f"QG_SOMETHING={value!r} is not understood: use") as info:
+        config.env_flag("QG_SOMETHING")
+    assert all(word in str(info.value) for word in ("1", "true", "yes", "on", "0", "off"))

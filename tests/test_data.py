@@ -87,6 +87,24 @@ def test_non_finite_rows_are_counted():
         JetData(X, np.zeros(10), origin="test")
 
 
+def test_values_beyond_float32_are_named_not_called_infinite(tmp_path, jets):
+    X = np.ones((10, 45))
+    X[2, 4] = 1e39
+    X[6, 0] = -3e40
+    message = (
+        r"X in test has values beyond float32's range \(max 3.4e38\) in 2 of 10 rows "
+        r"\(first rows: \[2, 6\]\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        JetData(X, np.zeros(10), origin="test")
+    path = tmp_path / "big.npz"
+    np.savez(
+        path, X=np.where(np.arange(2000)[:, None] == 5, 1e39, jets.X.astype(np.float64)), y=jets.y
+    )
+    with pytest.raises(ValueError, match=r"big.npz has values beyond float32's range .* in 1 of"):
+        data.load(source=path)
+
+
 # --------------------------------------------------------------------------- local files
 
 
@@ -238,13 +256,105 @@ def test_energyflow_source_errors_without_network(tmp_path, monkeypatch):
         data.load(source="energyflow", cache_dir=tmp_path, timeout=2)
 
 
+def _no_download(*args, **kwargs):
+    raise AssertionError("load() tried to download")
+
+
+def test_auto_falls_back_when_a_folder_is_where_the_cached_file_goes(tmp_path, monkeypatch):
+    monkeypatch.delenv("QG_OFFLINE", raising=False)
+    monkeypatch.setattr(download, "fetch", _no_download)
+    cached = data.cached_path(tmp_path)
+    cached.mkdir(parents=True)
+    with pytest.warns(data.DataSourceWarning, match=f"{cached} is a folder, not the data file"):
+        loaded = data.load(num_data=10, cache_dir=tmp_path)
+    assert "offline sample" in loaded.source and cached.is_dir()
+
+
+def test_auto_falls_back_when_the_cached_file_cannot_be_read(tmp_path, monkeypatch):
+    monkeypatch.delenv("QG_OFFLINE", raising=False)
+    monkeypatch.setattr(download, "fetch", _no_download)
+    cached = data.cached_path(tmp_path)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"someone else's")
+
+    def unreadable(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(download, "sha256", unreadable)
+    with pytest.warns(data.DataSourceWarning, match=f"cannot read the cached file {cached}"):
+        loaded = data.load(num_data=10, cache_dir=tmp_path)
+    assert "offline sample" in loaded.source
+
+
+def test_auto_falls_back_when_cache_dir_is_a_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("QG_OFFLINE", raising=False)
+    monkeypatch.setattr(download, "fetch", _no_download)
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("keep me")
+    with pytest.warns(data.DataSourceWarning, match=f"{not_a_folder} is a file, where the cache"):
+        data.load(num_data=10, cache_dir=not_a_folder)
+    assert not_a_folder.read_text() == "keep me"
+
+
+def test_energyflow_source_with_a_file_as_cache_dir_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "ENERGYFLOW_URL", "http://127.0.0.1:9/QG_nsubs.npz")
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("keep me")
+    with pytest.raises(OSError, match=f"{not_a_folder} is a file, .* give a folder as cache_dir"):
+        data.load(source="energyflow", cache_dir=not_a_folder)
+
+
+@pytest.mark.parametrize("value", ["1", "TRUE", " Yes ", "on"])
+def test_qg_offline_spellings_skip_the_download(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("QG_OFFLINE", value)
+    monkeypatch.setattr(download, "fetch", _no_download)
+    with pytest.warns(data.DataSourceWarning, match="asks not to download"):
+        data.load(num_data=10, cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "y"])
+def test_qg_offline_that_is_not_understood_is_an_error(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("QG_OFFLINE", value)
+    monkeypatch.setattr(download, "fetch", _no_download)
+    with pytest.raises(ValueError, match=f"QG_OFFLINE={value!r} is not understood: use"):
+        data.load(num_data=10, cache_dir=tmp_path)
+
+
+def test_cli_info_with_a_bad_source_is_one_line_of_advice(capsys):
+    assert data.main(["info", "--source", "bogus"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "Unknown data source 'bogus': use 'auto'" in out
+
+
+def test_cli_info_as_a_command_has_no_traceback():
+    run = subprocess.run(
+        [sys.executable, "-m", "qgtools.data", "info", "--source", "bogus"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr + run.stdout
+    assert "bogus" in run.stdout
+
+
+def test_cli_fetch_error_is_one_line(capsys, monkeypatch):
+    def failing(*args, **kwargs):
+        raise OSError("cannot download x: HTTP 503\nService Unavailable\n")
+
+    monkeypatch.setattr(download, "fetch", failing)
+    assert data.main(["fetch"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        out == "Could not fetch the real dataset: cannot download x: HTTP 503 Service Unavailable\n"
+    )
+
+
 # --------------------------------------------------------------------------- split
 
 
 def test_split_counts_on_the_real_size():
     assert data.split_counts(100_000, (0.8, 0.1, 0.1)) == (80_000, 10_000, 10_000)
     assert data.split_counts(50_001, (0.8, 0.1, 0.1)) == (40_001, 5_000, 5_000)
-    assert data.split_counts(1000, (600, 200, 100)) == (600, 200, 100)
+    assert data.split_counts(1000, (700, 200, 100)) == (700, 200, 100)
 
 
 @pytest.mark.parametrize(
@@ -252,12 +362,25 @@ def test_split_counts_on_the_real_size():
     [
         ((0.8, 0.1), "three entries"),
         ((0.8, 0.3, 0.1), "sum to 1"),
-        ((900, 200, 100), "sum to at most 1000"),
+        ((900, 200, 100), r"sum to 1200, not the 1000 jets"),
+        ((80, 10, 10), r"sum to 100, not the 1000 jets.*fractions.*data.head\(100\)"),
+        ((0, 500, 500), "positive"),
     ],
 )
 def test_split_sizes_that_do_not_fit(sizes, message):
     with pytest.raises(ValueError, match=message):
         data.split_counts(1000, sizes)
+
+
+def test_split_counts_that_leave_jets_out_are_refused(jets):
+    with pytest.raises(ValueError, match=r"sizes=\(80, 10, 10\) as counts sum to 100"):
+        data.split(jets, sizes=(80, 10, 10))
+
+
+@pytest.mark.parametrize("seed", [None, 1.5, "0"])
+def test_split_needs_a_fixed_seed(jets, seed):
+    with pytest.raises(ValueError, match=f"seed={seed!r}: the split needs a fixed int seed"):
+        data.split(jets, seed=seed)
 
 
 def test_split_is_seeded_disjoint_and_complete(jets):

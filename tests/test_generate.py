@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 
 import numpy as np
 import pytest
 
-pytest.importorskip("pythia8mc")
-pytest.importorskip("fastjet")
-
 from qgtools import generate as gen
 
 N_JETS = 200
+needs_backends = pytest.mark.skipif(
+    not all(importlib.util.find_spec(name) for name in ("pythia8mc", "fastjet")),
+    reason="needs the generate extra (pythia8mc, fastjet)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +23,7 @@ def sample() -> tuple[np.ndarray, np.ndarray, dict]:
     return gen.generate(N_JETS, seed=7, workers=1)
 
 
+@needs_backends
 def test_shape_dtype_and_balance(sample) -> None:
     X, y, meta = sample
     assert X.shape == (N_JETS, 45) and X.dtype == np.float32
@@ -28,6 +32,7 @@ def test_shape_dtype_and_balance(sample) -> None:
     assert meta["jets"] == N_JETS and len(meta["features"]) == 45
 
 
+@needs_backends
 def test_taus_physical(sample) -> None:
     X, y, _ = sample
     assert np.isfinite(X).all() and (X >= 0).all()
@@ -45,6 +50,7 @@ def test_taus_physical(sample) -> None:
     assert np.median(taus[y == 0, 0, 1]) > np.median(taus[y == 1, 0, 1])
 
 
+@needs_backends
 def test_same_seed_same_jets_whatever_the_workers(sample) -> None:
     X1, y1, _ = sample
     X2, y2, _ = gen.generate(N_JETS, seed=7, workers=2)
@@ -68,6 +74,7 @@ def test_nsubjettiness_by_hand() -> None:
     assert (taus[2:] == 0).all()
 
 
+@needs_backends
 def test_cli_writes_npz(tmp_path) -> None:
     out = tmp_path / "jets.npz"
     gen.main(["--jets", "4", "--seed", "3", "--out", str(out), "--no-progress"])
@@ -77,3 +84,46 @@ def test_cli_writes_npz(tmp_path) -> None:
         meta = json.loads(str(f["meta"]))
     assert meta["seed"] == 3 and meta["pthat_window"] == [gen.PTHAT_MIN, gen.PTHAT_MAX]
     assert "versions" in meta and "--jets 4" in meta["command"]
+
+
+def _must_not_generate(*args, **kwargs):
+    raise AssertionError("generation started before --out was checked")
+
+
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("{tmp}/missing/jets.npz", "the folder {tmp}/missing does not exist: create it first"),
+        ("{tmp}", "{tmp} is a folder: give a file name ending in .npz"),
+        ("{tmp}/jets", "must end in .npz"),
+        ("{tmp}/file.txt/jets.npz", "{tmp}/file.txt is a file, not a folder"),
+    ],
+)
+def test_a_bad_out_path_is_refused_before_generating(tmp_path, monkeypatch, capsys, out, message):
+    (tmp_path / "file.txt").write_text("keep me")
+    monkeypatch.setattr(gen, "generate", _must_not_generate)
+    with pytest.raises(SystemExit) as exit_info:
+        gen.main(["--jets", "4", "--out", out.format(tmp=tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert (
+        f"--out {out.format(tmp=tmp_path)}: {message.format(tmp=tmp_path)}"
+        in capsys.readouterr().err
+    )
+    assert (tmp_path / "file.txt").read_text() == "keep me"
+
+
+def test_an_unwritable_out_folder_is_refused_before_generating(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    monkeypatch.setattr(gen, "generate", _must_not_generate)
+    real_open = os.open
+
+    def refuse_in_locked(path, *args, **kwargs):  # chmod cannot stop root, so refuse here
+        if os.path.dirname(os.fspath(path)) == str(folder):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse_in_locked)
+    with pytest.raises(SystemExit):
+        gen.main(["--jets", "4", "--out", str(folder / "jets.npz"), "--no-progress"])
+    assert f"cannot write to {folder}" in capsys.readouterr().err
