@@ -15,8 +15,21 @@ import numpy as np
 
 
 def _check(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y_true).ravel()
-    s = np.asarray(scores, dtype=np.float64).ravel()
+    """One label and one score per jet, as 1-D arrays; anything else is refused, not flattened."""
+    y = np.asarray(y_true)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1:
+        raise ValueError(
+            f"y_true has shape {y.shape}; expected one label per jet, a 1-D array (1 = quark, "
+            "0 = gluon). For one-hot labels pass y_true.argmax(axis=1) (column 1 = quark); "
+            "for a single column pass y_true.ravel()."
+        )
+    if s.ndim != 1:
+        raise ValueError(
+            f"scores has shape {s.shape}; expected one quark score per jet, a 1-D array. For "
+            "two-column class probabilities pass scores[:, 1] (the quark column); for a single "
+            "column pass scores.ravel()."
+        )
     if len(y) != len(s):
         raise ValueError(
             f"y_true has {len(y)} entries but scores has {len(s)}: they must match one to one."

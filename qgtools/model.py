@@ -15,6 +15,8 @@ Needs torch, not Lightning: training lives in :mod:`qgtools.train`.
 from __future__ import annotations
 
 import math
+import os
+import uuid
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -32,6 +34,10 @@ MODEL_FORMAT = "qgtools-model-1"
 @dataclass(frozen=True)
 class HParams:
     """Hyperparameters of one training run, validated; defaults are the reference configuration.
+
+    numpy scalars (``np.int64``, ``np.float32``, ``np.bool_``) are stored as the Python
+    ``int``, ``float`` or ``bool`` of the same value, so training and saved files see plain
+    Python values.
 
     Attributes:
         input_channels: use the first k of the 45 features (1..45).
@@ -71,11 +77,13 @@ class HParams:
 
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type in ("int", int) and (
-                isinstance(value, bool) or not isinstance(value, (int, np.integer))
-            ):
+            if isinstance(value, (np.integer, np.floating, np.bool_)):
+                # np.int64 from a grid or a DataFrame: Lightning and torch.load want Python values
+                value = value.item()
+                object.__setattr__(self, f.name, value)
+            if f.type in ("int", int) and (isinstance(value, bool) or not isinstance(value, int)):
                 raise bad(f.name, "must be an integer")
-            if f.type in ("bool", bool) and not isinstance(value, (bool, np.bool_)):
+            if f.type in ("bool", bool) and not isinstance(value, bool):
                 raise bad(f.name, "must be True or False")
             if f.type in ("float", float) and (
                 isinstance(value, bool)
@@ -223,11 +231,18 @@ class Predictor:
     source: str = ""
 
     def predict(self, X_raw: np.ndarray, batch_size: int = 65_536) -> np.ndarray:
-        """Quark probabilities for raw features ``X_raw`` (n, 45)."""
+        """Quark probabilities for raw features ``X_raw`` (n, 45); rows must be finite."""
         X_raw = np.asarray(X_raw)
         if X_raw.ndim != 2 or X_raw.shape[1] != len(FEATURE_NAMES):
             raise ValueError(
                 f"X_raw has shape {X_raw.shape}; expected (n_jets, 45) raw N-subjettiness values."
+            )
+        bad_rows = np.flatnonzero(~np.isfinite(X_raw).all(axis=1))
+        if len(bad_rows):
+            raise ValueError(
+                f"X_raw has {len(bad_rows)} row(s) with features that are not finite (NaN or "
+                f"inf), first rows {bad_rows[:10].tolist()}: the network cannot score them. "
+                "Drop them (keep X_raw[np.isfinite(X_raw).all(axis=1)]) or fix them first."
             )
         X = self.preprocessor.transform(X_raw)[:, : self.hparams.input_channels]
         self.network.eval()
@@ -241,21 +256,32 @@ class Predictor:
 
 
 def save_model(predictor: Predictor, path: str | Path) -> Path:
-    """Save a trained :class:`Predictor` (weights, preprocessing, hparams, split seed)."""
+    """Save a trained :class:`Predictor` (weights, preprocessing, hparams, split seed).
+
+    Writes a temporary file beside ``path`` and renames it onto ``path`` only when the save
+    has succeeded, so a failed save (full disk, interrupt) leaves an earlier file intact.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "format": MODEL_FORMAT,
-            "hparams": asdict(predictor.hparams),
-            "preprocessor": predictor.preprocessor.state_dict(),
-            "split_seed": predictor.split_seed,
-            "split_sizes": list(predictor.split_sizes),
-            "source": predictor.source,
-            "state_dict": predictor.network.state_dict(),
-        },
-        path,
-    )
+    saved = {
+        "format": MODEL_FORMAT,
+        "hparams": asdict(predictor.hparams),
+        "preprocessor": predictor.preprocessor.state_dict(),
+        "split_seed": predictor.split_seed,
+        "split_sizes": list(predictor.split_sizes),
+        "source": predictor.source,
+        "state_dict": predictor.network.state_dict(),
+    }
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(temporary, "xb") as file:
+            torch.save(saved, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -279,7 +305,14 @@ def load_model(path: str | Path) -> Predictor:
         )
     hparams = HParams(**saved["hparams"])
     network = mlp_from_hparams(hparams)
-    network.load_state_dict(saved["state_dict"])
+    try:
+        network.load_state_dict(saved["state_dict"])
+    except RuntimeError as error:  # missing, extra or differently shaped weights
+        raise ValueError(
+            f"{path}: the stored weights do not fit the stored hyperparameters "
+            f"({_weights_mismatch(network, saved['state_dict'])}; {hparams}). The file was "
+            "edited or damaged: save the model again with qgtools.model.save_model."
+        ) from error
     return Predictor(
         network=network,
         preprocessor=Preprocessor.from_state_dict(saved["preprocessor"]),
@@ -288,3 +321,16 @@ def load_model(path: str | Path) -> Predictor:
         split_sizes=tuple(saved["split_sizes"]),
         source=saved["source"],
     )
+
+
+def _weights_mismatch(network: nn.Module, state_dict: dict) -> str:
+    """The first difference between the weights ``network`` needs and ``state_dict``."""
+    needed = {name: tuple(value.shape) for name, value in network.state_dict().items()}
+    stored = {name: tuple(getattr(value, "shape", ())) for name, value in state_dict.items()}
+    for name, shape in needed.items():
+        if name not in stored:
+            return f"weight {name!r} {shape} is missing"
+        if stored[name] != shape:
+            return f"weight {name!r} is {stored[name]} in the file but must be {shape}"
+    extra = sorted(set(stored) - set(needed))
+    return f"weights {extra} are not in this network" if extra else "the weights differ"

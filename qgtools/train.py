@@ -483,7 +483,9 @@ def evaluate(
 
     Args:
         predictor: from :func:`fit` or :func:`qgtools.model.load_model`.
-        data: the same jets the predictor was trained on.
+        data: the same jets the predictor was trained on: ``data.source`` (origin, part and
+            jet count) must equal ``predictor.source``, as splitting other jets the same way
+            would not give the predictor's validation or test jets.
         split: ``"train"``, ``"val"`` or ``"test"``; the test split is touched only when named.
 
     Returns:
@@ -491,6 +493,20 @@ def evaluate(
     """
     if split not in SPLIT_NAMES:
         raise ValueError(f"split={split!r}: use 'train', 'val' or 'test'.")
+    if not predictor.source:
+        raise ValueError(
+            "The predictor has no record of the data it was trained on (predictor.source is "
+            "empty), so evaluate cannot tell which jets it has seen. Use a predictor from fit or "
+            "load_model, or set predictor.source = data.source if you know it was trained on "
+            "these jets."
+        )
+    if data.source != predictor.source:
+        raise ValueError(
+            f"The predictor was trained on {predictor.source!r} but data is {data.source!r}: "
+            f"the {split!r} part of other jets may hold jets it was trained on. Pass the data it "
+            "was trained on (the same origin, part and number of jets), or score jets it has "
+            "never seen with predictor.predict(X)."
+        )
     parts = split_data(data, predictor.split_sizes, predictor.split_seed)
     part = dict(zip(SPLIT_NAMES, parts, strict=True))[split]
     return predictor.predict(part.X), part.y

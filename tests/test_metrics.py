@@ -115,3 +115,46 @@ def test_the_reference_mistakes_are_not_the_rejection():
     assert 15 < right < 25  # about 20
     assert thresholded < 0.5 * right  # about 7: a straight line through one ROC point
     assert per_batch > 1.1 * right  # about 25: small batches are biased high
+
+
+def _quark_gluon_scores(n: int = 400):
+    rng = np.random.default_rng(5)
+    y = rng.permutation(np.arange(n) % 2)
+    return y, 1 / (1 + np.exp(-(rng.normal(size=n) + 1.5 * (y - 0.5))))
+
+
+@pytest.mark.parametrize(
+    "shape_y, shape_s, message",
+    [
+        pytest.param("one-hot", "two-column", r"y_true has shape \(400, 2\).*argmax", id="one-hot"),
+        pytest.param(
+            "1-D", "two-column", r"scores has shape \(400, 2\).*scores\[:, 1\]", id="two-column"
+        ),
+        pytest.param("column", "column", r"y_true has shape \(400, 1\)", id="columns"),
+        pytest.param("1-D", "column", r"scores has shape \(400, 1\).*ravel", id="score-column"),
+    ],
+)
+@pytest.mark.parametrize(
+    "metric",
+    [background_rejection, metrics.roc_auc, metrics.rejection_curve, metrics.thresholded_rejection],
+)
+def test_only_one_score_and_one_label_per_jet(metric, shape_y, shape_s, message):
+    """One-hot labels or class-probability columns are refused, not flattened into nonsense."""
+    y, s = _quark_gluon_scores()
+    ys = {"1-D": y, "one-hot": np.eye(2, dtype=np.int64)[y], "column": y[:, None]}[shape_y]
+    ss = {"two-column": np.c_[1 - s, s], "column": s[:, None]}[shape_s]
+    with pytest.raises(ValueError, match=message):
+        metric(ys, ss)
+    metric(y, s)  # the same jets, one label and one score each, are fine
+
+
+def test_nan_scores_are_refused_everywhere():
+    y, s = _quark_gluon_scores()
+    s[[10, 20]] = np.nan
+    for call in (
+        lambda: background_rejection(y, s),
+        lambda: metrics.roc_auc(y, s),
+        lambda: metrics.bootstrap_interval(background_rejection, y, s, n=5),
+    ):
+        with pytest.raises(ValueError, match="2 NaN values"):
+            call()

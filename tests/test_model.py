@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 
-from qgtools.model import HParams, count_parameters, load_model, make_mlp, save_model
+from qgtools.model import (
+    HParams,
+    Predictor,
+    count_parameters,
+    load_model,
+    make_mlp,
+    mlp_from_hparams,
+    save_model,
+)
+from qgtools.preprocessing import Preprocessor
 from qgtools.train import fit
 
 
@@ -97,6 +107,7 @@ def test_save_and_load_round_trip(tmp_path, jets):
     path = save_model(result.predictor, tmp_path / "model.pt")
     loaded = load_model(path)
     assert loaded.hparams == result.predictor.hparams and loaded.split_seed == 0
+    assert loaded.source == result.predictor.source == jets.source
     np.testing.assert_array_equal(
         loaded.predict(jets.X[:50]), result.predictor.predict(jets.X[:50])
     )
@@ -114,3 +125,93 @@ def test_loading_never_unpickles_arbitrary_objects(tmp_path):
         load_model(path)
     with pytest.raises(ValueError, match="No model file"):
         load_model(tmp_path / "missing.pt")
+
+
+def _untrained_predictor(jets, hparams: HParams) -> Predictor:
+    """A Predictor without training: enough for saving, loading and input checks."""
+    torch.manual_seed(0)
+    return Predictor(
+        network=mlp_from_hparams(hparams),
+        preprocessor=Preprocessor(hparams.preprocessing).fit(jets.X),
+        hparams=hparams,
+        source=jets.source,
+    )
+
+
+SMALL = HParams(n_layers=1, n_channels=8, preprocessing="log+standardize")
+
+
+def test_a_failed_save_keeps_the_previous_model(tmp_path, jets, monkeypatch):
+    good = _untrained_predictor(jets, SMALL)
+    path = save_model(good, tmp_path / "model.pt")
+    expected = good.predict(jets.X[:20])
+
+    def half_save(obj, f, *args, **kwargs):  # a full disk: some bytes, then an error
+        if isinstance(f, (str, os.PathLike)):
+            with open(f, "wb") as out:
+                out.write(b"PK\x03\x04 half a zip")
+        else:
+            f.write(b"PK\x03\x04 half a zip")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_save)
+    with pytest.raises(OSError, match="No space left"):
+        save_model(_untrained_predictor(jets, SMALL.replace(n_channels=4)), path)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(load_model(path).predict(jets.X[:20]), expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # no temporary file left
+    assert load_model(save_model(good, path)).hparams == SMALL  # a later save still works
+
+
+def test_weights_that_do_not_fit_the_hparams_are_refused(tmp_path, jets):
+    path = save_model(_untrained_predictor(jets, SMALL), tmp_path / "edited.pt")
+    saved = torch.load(path, weights_only=True)
+    saved["hparams"]["n_channels"] = 16  # edited by hand: the weights are still 8 wide
+    torch.save(saved, path)
+    with pytest.raises(
+        ValueError, match=r"edited\.pt.*weights do not fit.*hyperparameters"
+    ) as info:
+        load_model(path)
+    assert "'0.weight' is (8, 45) in the file but must be (16, 45)" in str(info.value)
+    assert "n_channels=16" in str(info.value)
+    assert isinstance(info.value.__cause__, RuntimeError)  # torch's own message is kept
+
+
+def test_numpy_scalars_become_python_values():
+    hp = HParams(
+        n_channels=np.int64(16), lr=np.float32(1e-3), seed=np.int64(1), layer_norm=np.bool_(True)
+    )
+    assert (type(hp.n_channels), type(hp.lr), type(hp.seed), type(hp.layer_norm)) == (
+        int,
+        float,
+        int,
+        bool,
+    )
+    assert (hp.n_channels, hp.lr, hp.seed, hp.layer_norm) == (16, float(np.float32(1e-3)), 1, True)
+    assert HParams(dropout=np.float64(0.1)).dropout.__class__ is float
+    with pytest.raises(
+        ValueError, match=r"HParams\.n_channels=16\.0 is invalid: must be an integer"
+    ):
+        HParams(n_channels=np.float64(16.0))
+    with pytest.raises(ValueError, match=r"HParams\.lr=nan is invalid: must be a finite number"):
+        HParams(lr=np.float32("nan"))
+    with pytest.raises(ValueError, match=r"HParams\.n_layers=0 is invalid"):
+        HParams(n_layers=np.int64(0))
+
+
+def test_numpy_hparams_survive_save_and_load(tmp_path, jets):
+    hp = SMALL.replace(n_channels=np.int64(8), n_layers=np.int32(1), dropout=np.float64(0.25))
+    predictor = _untrained_predictor(jets, hp)
+    loaded = load_model(save_model(predictor, tmp_path / "numpy.pt"))
+    assert loaded.hparams == hp and type(loaded.hparams.n_channels) is int
+    np.testing.assert_array_equal(loaded.predict(jets.X[:20]), predictor.predict(jets.X[:20]))
+
+
+def test_predict_refuses_rows_with_non_finite_features(jets):
+    predictor = _untrained_predictor(jets, SMALL)
+    X = jets.X[:100].copy()
+    X[[3, 7], 5] = np.nan
+    X[50, 0] = np.inf
+    with pytest.raises(ValueError, match=r"3 row\(s\) .*not finite.*\[3, 7, 50\]"):
+        predictor.predict(X)
+    assert np.isfinite(predictor.predict(X[np.isfinite(X).all(axis=1)])).all()

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 
 import numpy as np
 import optuna
@@ -82,6 +84,32 @@ def test_a_diverging_run_stops_without_crashing(jets):
     assert result.status == "diverged"
     assert len(result.history) < 5
     assert math.isnan(result.history[-1]["val_loss"])
+
+
+def test_fit_accepts_numpy_integers(jets):
+    """Values from numpy (a grid, a DataFrame row) train like Python ints."""
+    hp = SMALL.replace(batch_size=np.int64(128), seed=np.int64(1))
+    result = fit(hp, jets, max_epochs=np.int64(1), split_seed=np.int64(0))
+    assert result.status == "ok" and len(result.history) == 1
+    assert type(result.predictor.hparams.max_epochs) is int
+    plain = fit(SMALL.replace(seed=1), jets, max_epochs=1)
+    assert result.history[0]["val_loss"] == plain.history[0]["val_loss"]
+
+
+def test_evaluate_refuses_data_the_predictor_was_not_split_on(jets):
+    result = fit(SMALL, jets, max_epochs=1)
+    fewer = jets.head(1000)
+    other = data.JetData(jets.X, jets.y, origin="another file")
+    for wrong in (fewer, other):
+        with pytest.raises(
+            ValueError, match=rf"trained on '{re.escape(jets.source)}'.*{re.escape(wrong.source)}"
+        ):
+            evaluate(result.predictor, wrong, "val")
+    anonymous = dataclasses.replace(result.predictor, source="")
+    with pytest.raises(ValueError, match="no record of the data"):
+        evaluate(anonymous, jets, "val")
+    scores, labels = evaluate(result.predictor, jets, "val")  # its own data is fine
+    assert len(scores) == len(labels) == 200
 
 
 class _Pruner(Callback):
