@@ -13,13 +13,23 @@ def test_check_reports_each_item(capsys, monkeypatch):
     assert code == 0 and "All good" in out
 
 
-def test_check_says_what_to_fix(capsys, monkeypatch):
+def test_check_says_what_to_fix(monkeypatch):
+    monkeypatch.setitem(check.PINNED, "no-such-package-qg", "1.0")
+    ok, message = check.check_packages()
+    assert not ok
+    assert message == "missing: no-such-package-qg. Fix: pip install -r requirements.txt"
+
+
+def test_a_failing_check_makes_main_fail(capsys, monkeypatch):
+    def boom() -> tuple[bool, str]:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(check, "CHECKS", {"packages": check.check_packages, "boom": boom})
     monkeypatch.setitem(check.PINNED, "no-such-package-qg", "1.0")
     assert check.main() == 1
     out = capsys.readouterr().out
-    assert (
-        "[FIX] packages  missing: no-such-package-qg. Fix: pip install -r requirements.txt" in out
-    )
+    assert "[FIX] packages  missing: no-such-package-qg" in out
+    assert "[FIX] boom      RuntimeError: disk on fire" in out and "2 check(s) need fixing" in out
 
 
 @pytest.mark.parametrize("name", ["QG_OFFLINE", "QG_FAST"])
