@@ -6,43 +6,58 @@ Command line::
 
     python -m qgtools.search run --study NAME --trials N --workers W [--storage URL] [--data SOURCE]
         [--space cpu|reference] [--sampler tpe|random] [--pruner median|hyperband|none]
-        [--max-epochs E] [--seed S]
+        [--max-epochs E] [--seed S] [--allow-mismatch]
     python -m qgtools.search report --study NAME [--storage URL] [--out DIR]
 
-Storage: the default is Optuna's journal file ``qg-studies.journal`` in the working directory
-(safe for several processes on one machine); ``--storage`` takes any path ending in
-``.journal`` or an Optuna RDB URL (``sqlite:///file.db``, ``postgresql://user@host/db``).
+Storage: ``--storage`` takes any path ending in ``.journal`` or an Optuna RDB URL
+(``sqlite:///file.db``, ``postgresql://user:password@host/db``). Without it, the environment
+variable ``QG_STORAGE`` names the storage (so a password stays out of the command line and the
+process list: ``export QG_STORAGE=postgresql://...``); without both, Optuna's journal file
+``qg-studies.journal`` in the working directory (safe for several processes on one machine).
+
+``run`` exits with 0 (budget met), 1 (workers stopped early), 2 (bad input, said in one line
+before any worker starts), 3 (too many failed trials in a row) or 130 (Ctrl-C: the workers are
+stopped and their running trials marked failed).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import multiprocessing
 import os
 import re
+import shutil
+import signal
 import socket
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from qgtools.config import sizes
-from qgtools.data import JetData, load
+from qgtools.data import DataSourceWarning, JetData, load
 from qgtools.model import HParams
 from qgtools.train import fit
 
 DEFAULT_STORAGE = "qg-studies.journal"
+STORAGE_VARIABLE = "QG_STORAGE"  # names the storage when none is given: no password in argv
 SPLIT_SEED = 0  # every trial of every study is judged on the same split
 MAX_FAILS_IN_A_ROW = 5
 FAILING_EXIT_CODE = 3  # a worker's, and the command line's, after MAX_FAILS_IN_A_ROW
+MAX_RESTARTS = 3  # a worker killed by a signal is replaced at most this often per run
+INTERRUPTED_EXIT_CODE = 130  # the shell's for Ctrl-C
 HEARTBEAT_S, GRACE_S = 10, 30
 METRICS = {  # name: direction
     "val_rejection": "maximize",
@@ -194,17 +209,64 @@ def make_objective(
 # --------------------------------------------------------------------------- storages and studies
 
 
+_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)([^&]*)")
+
+
+def _credentials(url: str) -> tuple[str, str, str | None, str] | None:
+    """``(scheme, user, password, rest)`` of ``scheme://user:password@rest``, split at the
+    *last* ``@`` (a password may hold ``:``, ``/`` or ``@``); ``None`` without ``://``/``@``."""
+    scheme, sep, after = url.partition("://")
+    if not sep or "@" not in after:
+        return None
+    userinfo, _, rest = after.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    return scheme, user, password if colon else None, rest
+
+
 def _mask(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+    """``url`` with its password as ``***``: all between the user name and the last ``@``, and
+    a ``password=`` query value. Never fails, whatever the URL looks like."""
+    masked = _QUERY_PASSWORD.sub(r"\1***", url)
+    parts = _credentials(masked)
+    if parts and parts[2] is not None:
+        scheme, user, _, rest = parts
+        masked = f"{scheme}://{user}:***@{rest}"
+    elif "://" not in masked and "@" in masked:  # not a URL (a typo?): hide all before the '@'
+        masked = "***@" + masked.rpartition("@")[2]
+    return masked
+
+
+def _secrets(url: str) -> list[str]:
+    """The password(s) in ``url``, as written and percent-decoded, longest first."""
+    from urllib.parse import unquote
+
+    parts = _credentials(url)
+    found = [parts[2]] if parts and parts[2] else []
+    found += [match.group(2) for match in _QUERY_PASSWORD.finditer(url)]
+    return sorted({text for raw in found for text in (raw, unquote(raw)) if text}, key=len)[::-1]
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` (a parser's or driver's message) with every password in ``url`` as ``***``."""
+    for secret in _secrets(url):
+        text = text.replace(secret, "***")
+    return text
+
+
+def storage_url(url: str | os.PathLike | None = None) -> str:
+    """``url`` itself when given, else ``$QG_STORAGE`` when set, else ``qg-studies.journal``."""
+    if url is not None and str(url):
+        return str(url)
+    return os.environ.get(STORAGE_VARIABLE, "").strip() or DEFAULT_STORAGE
 
 
 def open_storage(url: str | os.PathLike | None = None) -> BaseStorage:
-    """The storage named by ``url``: a ``.journal`` path (default ``qg-studies.journal``) or an
-    RDB URL.
+    """The storage named by ``url``: a ``.journal`` path or an RDB URL; without one, the URL in
+    the environment variable ``QG_STORAGE``, else ``qg-studies.journal``.
 
     RDB storages get Optuna's heartbeat, so trials of dead workers are failed automatically.
     """
-    url = str(url or DEFAULT_STORAGE)
+    url = storage_url(url)
     if url.endswith(".journal"):
         path = Path(url).expanduser()
         if not path.parent.is_dir():
@@ -212,11 +274,21 @@ def open_storage(url: str | os.PathLike | None = None) -> BaseStorage:
                 f"Storage {url!r}: the folder {path.parent} does not exist; "
                 "create it or pick another path."
             )
-        return JournalStorage(JournalFileBackend(str(path)))
+        try:
+            return JournalStorage(_JournalFile(str(path)))
+        except ValueError as error:  # json's errors and Optuna's "Invalid log format."
+            raise _damaged_journal_error(path) or error from None
     if "://" not in url:
         raise ValueError(
-            f"Storage {url!r} is neither a path ending in .journal nor a database URL "
+            f"Storage {_mask(url)!r} is neither a path ending in .journal nor a database URL "
             "(sqlite:///studies.db, postgresql://user:password@host/db)."
+        )
+    parts = _credentials(url)
+    if parts and parts[2] and "@" in parts[2]:
+        raise ValueError(
+            f"Storage {_mask(url)}: the password holds '@', which a URL reads as the end of the "
+            "password; percent-encode it (@ as %40; urllib.parse.quote(password, safe='') "
+            "encodes all)."
         )
     try:
         with warnings.catch_warnings():
@@ -230,10 +302,116 @@ def open_storage(url: str | os.PathLike | None = None) -> BaseStorage:
                 engine_kwargs={"pool_pre_ping": True},
             )
     except Exception as error:  # noqa: BLE001 - sqlalchemy and drivers raise many kinds
+        said = _scrub(str(error).splitlines()[0] if str(error) else "", url)
         raise ValueError(
-            f"Cannot open storage {_mask(url)}: {type(error).__name__}: "
-            f"{str(error).splitlines()[0]}. Check the URL, the server and the credentials."
+            f"Cannot open storage {_mask(url)}: {type(error).__name__}: {said}. "
+            "Check the URL, the server and the credentials."
         ) from None
+
+
+class _ReentrantLock:
+    """Optuna's lock on a journal file (a ``<file>.lock`` symlink, as ``JournalFileBackend`` takes
+    by default), re-entrant: a thread that holds it may acquire it again."""
+
+    def __init__(self, path: str) -> None:
+        self._lock = JournalFileSymlinkLock(path)
+        self._thread = threading.RLock()
+        self._depth = 0
+
+    def acquire(self) -> bool:
+        self._thread.acquire()
+        if self._depth == 0:
+            try:
+                self._lock.acquire()  # waits while another process holds it
+            except BaseException:
+                self._thread.release()
+                raise
+        self._depth += 1
+        return True
+
+    def release(self) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0:
+                self._lock.release()
+        finally:
+            self._thread.release()
+
+
+class _JournalFile(JournalFileBackend):
+    """Optuna's journal file that, before appending, trims a partial last line (a write cut
+    short by a full disk, a power loss or a killed writer), keeping a backup.
+
+    Optuna skips such a line when reading but would append after it, turning it into a broken
+    line in the middle, which makes the whole file unreadable. The check and the append happen
+    under the journal's lock, so no other writer is mid-write.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._lock_held = _ReentrantLock(path)
+        super().__init__(path, lock_obj=self._lock_held)
+        self._path = path
+
+    def append_logs(self, logs: list[dict]) -> None:
+        self._lock_held.acquire()
+        try:
+            _trim_partial_last_line(self._path)
+            super().append_logs(logs)  # takes the same lock again: a no-op while held
+        finally:
+            self._lock_held.release()
+
+
+def _trim_partial_last_line(path: str) -> None:
+    """Cut a journal's last line if it lacks its newline, after copying the file to
+    ``<file>.bak-<time>``; say so on stderr. Call it holding the journal's lock."""
+    with open(path, "rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return
+        keep = size
+        while keep > 0:  # back to the newline that ends the last whole line
+            start = max(0, keep - 65536)
+            file.seek(start)
+            chunk = file.read(keep - start)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            keep = start
+    backup = Path(f"{path}.bak-{time.strftime('%Y%m%d-%H%M%S')}")
+    for extra in range(1, 1000):
+        if not backup.exists():
+            break
+        backup = Path(f"{path}.bak-{time.strftime('%Y%m%d-%H%M%S')}-{extra}")
+    shutil.copy2(path, backup)
+    os.truncate(path, keep)
+    print(
+        f"Repaired the journal {path}: cut a partial last line of {size - keep} bytes (a write "
+        f"that was cut short; Optuna never read it); the original is kept as {backup.name}.",
+        file=sys.stderr,
+    )
+
+
+def _damaged_journal_error(path: Path) -> ValueError | None:
+    """The error for a journal with a broken line before its end, naming the line; ``None``
+    when every line reads (the trouble is elsewhere)."""
+    with open(path, "rb") as file:
+        lines = file.readlines()
+    for number, line in enumerate(lines, start=1):
+        if number == len(lines) and not line.endswith(b"\n"):
+            break  # a partial last line: Optuna skips it, the next append trims it
+        try:
+            json.loads(line)
+        except ValueError as error:
+            return ValueError(
+                f"The journal {path} is damaged at line {number} of {len(lines)} "
+                f"({type(error).__name__}): Optuna cannot read past it. Restore the file from a "
+                f"backup, or keep a copy and delete that line (the changes it held are lost)."
+            )
+    return None
 
 
 def _with_installed_driver(url: str) -> str:
@@ -257,6 +435,51 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"Unknown sampler {name!r}: use 'tpe' or 'random'.")
+
+
+class _TrialSeededSampler(optuna.samplers.BaseSampler):
+    """``make_sampler(name, ...)`` made afresh for each trial, seeded from ``seed`` and the trial's
+    number, so a study never draws two trials from the same random stream.
+
+    Why the trial number: the storage hands each new trial a number no other trial of the study
+    has, atomically (one journal line appended under the file lock; one database row), whatever
+    runs, workers or machines ask at the same moment. Seeding from it means a rerun, a top-up,
+    a rerun SLURM array or two runs started at once with the same ``--seed`` draw new
+    configurations instead of repeating the ones already in the study, while a fresh study run
+    the same way with one worker gets the same trials again (trial ``n`` of a study always gets
+    the same seed). The samplers keep no state of their own between trials (TPE reads the
+    history from the study), so re-making one per trial loses nothing.
+    """
+
+    def __init__(self, name: str, seed: int) -> None:
+        self._name, self._seed = name, seed
+        self._sampler = make_sampler(name, seed)
+
+    def _seed_of(self, number: int) -> int:
+        return int(np.random.SeedSequence(self._seed, spawn_key=(number,)).generate_state(1)[0])
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._sampler = make_sampler(self._name, self._seed_of(trial.number))
+        self._sampler.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict:
+        return self._sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict) -> dict:
+        return self._sampler.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution
+    ) -> object:
+        return self._sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values
+    ) -> None:
+        self._sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._sampler.reseed_rng()
 
 
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
@@ -285,19 +508,26 @@ def _alive(worker: dict) -> bool:
     import psutil
 
     try:
-        return abs(psutil.Process(worker["pid"]).create_time() - worker["started"]) < 1.0
+        process = psutil.Process(worker["pid"])
+        if process.status() == psutil.STATUS_ZOMBIE:  # killed, not yet reaped by its parent
+            return False
+        return abs(process.create_time() - worker["started"]) < 1.0
     except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError):
         return False
 
 
-def fail_dead_workers_trials(study: optuna.Study, storage: BaseStorage) -> list[int]:
+def fail_dead_workers_trials(
+    study: optuna.Study, storage: BaseStorage, reasons: Mapping[int, str] | None = None
+) -> list[int]:
     """Mark failed the running trials whose worker process on this host no longer exists.
 
     The journal storage has no heartbeat, so this is how it recovers from a killed worker.
     Trials of other hosts are left alone (their own runs recover them). ``storage`` is the one
     the study was opened with: Optuna's public ``Study`` cannot change a trial it did not ask
     for, but the public ``BaseStorage`` methods can, atomically (``set_trial_state_values``
-    returns False when another process finished the trial first). Returns trial numbers.
+    returns False when another process finished the trial first). ``reasons`` maps process ids
+    to the ``fail_reason`` their trials get (default: the worker died mid-trial). Returns trial
+    numbers.
     """
     host, failed = socket.gethostname(), []
     study_id = storage.get_study_id_from_name(study.study_name)
@@ -305,10 +535,15 @@ def fail_dead_workers_trials(study: optuna.Study, storage: BaseStorage) -> list[
         worker = trial.user_attrs.get("worker")
         if worker and worker.get("host") == host and not _alive(worker):
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            reason = f"worker process {worker['pid']} on {host} died mid-trial"
-            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-            if storage.set_trial_state_values(trial_id, TrialState.FAIL):
-                failed.append(trial.number)
+            reason = (reasons or {}).get(
+                worker["pid"], f"worker process {worker['pid']} on {host} died mid-trial"
+            )
+            try:
+                storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+                if storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                    failed.append(trial.number)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another run on this host failed it first
     return failed
 
 
@@ -325,7 +560,7 @@ class _Job:
     """What every worker of one :func:`run_study` needs (picklable, for spawned processes)."""
 
     study: str
-    storage: str | None
+    storage: str
     n_trials: int
     data: str
     jets: int
@@ -334,6 +569,7 @@ class _Job:
     pruner: str
     max_epochs: int
     seed: int
+    expected_data: tuple[str, int]  # (origin, jets) the parent loaded: the workers must match
 
 
 @dataclass(frozen=True)
@@ -348,7 +584,8 @@ class StudySummary:
             ``"failing"`` (a worker stopped after ``MAX_FAILS_IN_A_ROW`` failed trials).
         best_number, best_value, best_params: the best trial so far (``None`` without one).
         recovered: trials of dead workers marked failed by this run.
-        exit_codes: the workers' exit codes (empty when the budget was met already).
+        exit_codes: the exit codes of every worker process started, replacements of killed
+            ones included (empty when the budget was met already).
         last_fail_reason: why the last failed trial failed, if any did.
     """
 
@@ -373,17 +610,25 @@ class StudySummary:
 
 
 def _worker(index: int, job: _Job) -> None:
-    """One worker process: one torch thread, sampler seeded ``seed + index``, trials until the
-    budget is met."""
+    """One worker process: one torch thread, a sampler seeded from ``seed`` and each trial's
+    number, trials until the budget is met."""
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    data = load(num_data=job.jets, source=job.data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataSourceWarning)  # the parent has said it once
+        data = load(num_data=job.jets, source=job.data)
+    if (data.origin, len(data)) != job.expected_data:
+        raise ValueError(
+            f"Worker {index} loaded {data.source}, not the {job.expected_data[1]} jets of "
+            f"{job.expected_data[0]} the run started with: did the data change? Run again."
+        )
     study = optuna.load_study(
         study_name=job.study,
         storage=open_storage(job.storage),
-        sampler=make_sampler(job.sampler, job.seed + index),
+        sampler=_TrialSeededSampler(job.sampler, job.seed),
         pruner=make_pruner(job.pruner),
     )
     objective = make_objective(data, job.space, job.max_epochs, num_threads=1)
@@ -426,14 +671,25 @@ def run_study(
     max_epochs: int = 5,
     seed: int = 0,
     progress: bool = True,
+    allow_mismatch: bool = False,
 ) -> StudySummary:
     """Create, join or top up a study and run it with ``workers`` processes until it has
     ``n_trials`` finished trials.
 
     Each worker is a spawned process with one torch thread that loads the data itself
     (``data``, first ``jets`` jets), trains configurations of ``space`` for ``max_epochs`` and
-    samples with ``sampler`` seeded ``seed + worker index``. Trials of workers that died are
-    marked failed (here and at the next run). What ``python -m qgtools.search run`` calls.
+    samples with ``sampler`` seeded from ``seed`` and the trial's number (so reruns and runs
+    started at once never repeat a configuration, and a fresh study run the same way with one
+    worker gets the same trials). Trials of workers that died are marked failed (here and at
+    the next run), and a worker killed by a signal is replaced while the budget is not met.
+    Ctrl-C stops the workers, marks their running trials failed ("interrupted") and raises
+    ``KeyboardInterrupt``. Bad arguments and data are ``ValueError`` before any worker starts
+    or any storage is touched. What ``python -m qgtools.search run`` calls.
+
+    The study records the settings that make its trials comparable (the data's origin and jet
+    count, the split seed, the space and ``max_epochs``) in its user attribute ``settings``
+    when a run first meets it; a later run with other settings is refused (``ValueError``)
+    unless ``allow_mismatch``.
 
     Returns:
         A :class:`StudySummary`; ``status`` says whether the budget was met.
@@ -442,11 +698,34 @@ def run_study(
         raise ValueError(
             f"n_trials={n_trials}, workers={workers} and max_epochs={max_epochs} must be positive."
         )
+    if seed < 0:
+        raise ValueError(f"seed={seed}: use a seed of 0 or more.")
     if space not in SPACES:
         raise ValueError(f"Unknown space {space!r}: use one of {sorted(SPACES)}.")
     make_pruner(pruner)  # unknown names fail here, not in every worker
-    storage = None if storage is None else str(storage)
-    opened = open_storage(storage)
+    if isinstance(jets, bool) or not isinstance(jets, int) or jets == 0 or jets < -1:
+        raise ValueError(f"jets={jets!r}: use -1 for all jets or a positive number of jets.")
+    if "/" in study or "\\" in study or not study.strip():
+        raise ValueError(
+            f"Study name {study!r}: use a non-empty name without '/' or '\\' (the report "
+            "names its plot files after the study)."
+        )
+    url = storage_url(storage)  # resolved once: the workers get it as it is
+    if _in_memory(url):
+        raise ValueError(
+            f"Storage {_mask(url)!r} is an in-memory database, which the worker processes "
+            "cannot share: use a file (sqlite:///studies.db) or a journal (studies.journal)."
+        )
+    loaded = load(num_data=jets, source=data)  # bad data fails here once, not in every worker
+    settings = {
+        "data": loaded.origin,
+        "jets": len(loaded),
+        "split_seed": SPLIT_SEED,
+        "space": space,
+        "max_epochs": max_epochs,
+    }
+    del loaded  # each worker loads its own copy
+    opened = open_storage(url)
     the_study = optuna.create_study(
         study_name=study,
         storage=opened,
@@ -455,8 +734,21 @@ def run_study(
         sampler=make_sampler(sampler, seed),
         pruner=make_pruner(pruner),
     )
+    _check_settings(the_study, settings, allow_mismatch)
     recovered = fail_dead_workers_trials(the_study, opened)
-    job = _Job(study, storage, n_trials, str(data), jets, space, sampler, pruner, max_epochs, seed)
+    job = _Job(
+        study=study,
+        storage=url,
+        n_trials=n_trials,
+        data=str(data),
+        jets=jets,
+        space=space,
+        sampler=sampler,
+        pruner=pruner,
+        max_epochs=max_epochs,
+        seed=seed,
+        expected_data=(settings["data"], settings["jets"]),
+    )
     codes: list[int | None] = []
     if count_finished(the_study) < n_trials:
         codes = _run_workers(the_study, opened, job, workers, progress)
@@ -482,31 +774,153 @@ def run_study(
     )
 
 
+def _check_settings(study: optuna.Study, settings: dict, allow_mismatch: bool) -> None:
+    """Record ``settings`` on a study that has none; refuse other settings than the recorded."""
+    recorded = study.user_attrs.get("settings")
+    if recorded is None:
+        study.set_user_attr("settings", settings)
+        recorded = study.user_attrs["settings"]  # re-read: a run started at once may have won
+    differ = [key for key in settings if recorded.get(key) != settings[key]]
+    if differ and not allow_mismatch:
+        was = ", ".join(f"{key}={recorded.get(key)!r}" for key in differ)
+        now = ", ".join(f"{key}={settings[key]!r}" for key in differ)
+        raise ValueError(
+            f"Study {study.study_name!r} was run with {was} but this run has {now}: the trials "
+            "would not be comparable. Use the study's settings, another study name, or "
+            "--allow-mismatch (allow_mismatch=True) to mix them anyway."
+        )
+
+
 def _run_workers(
     study: optuna.Study, storage: BaseStorage, job: _Job, workers: int, progress: bool
 ) -> list[int | None]:
-    """Start the worker processes, follow them with a progress bar, return their exit codes."""
+    """Start the worker processes, follow them with a progress bar, return the exit codes of
+    every process started (in start order).
+
+    A worker killed by a signal (``kill -9``, the out-of-memory killer) has its trial failed and
+    is replaced while the budget is not met, at most ``MAX_RESTARTS`` times per worker. Ctrl-C
+    (SIGINT to this process, or to its process group as a terminal sends it; the workers
+    ignore it) kills the workers, marks their running trials failed ("interrupted") and raises
+    ``KeyboardInterrupt`` saying so. SIGKILL, not SIGTERM: Lightning catches SIGTERM and would
+    end the epoch loop early, as if the trial had finished.
+    """
     from tqdm.auto import tqdm
 
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker, args=(i, job)) for i in range(workers)]
-    for process in processes:
-        process.start()
-    done = count_finished(study)
-    with tqdm(
-        total=job.n_trials,
-        initial=done,
-        desc=f"trials of {job.study}",
-        unit="trial",
-        disable=not progress,
-    ) as bar:
-        while any(p.is_alive() for p in processes):
-            time.sleep(1.0)
-            fail_dead_workers_trials(study, storage)
-            bar.update(count_finished(study) - bar.n)
-        fail_dead_workers_trials(study, storage)  # a worker killed just before the last check
-        bar.update(count_finished(study) - bar.n)
-    return [p.exitcode for p in processes]
+    started: list[multiprocessing.process.BaseProcess] = []
+
+    def start(index: int) -> multiprocessing.process.BaseProcess:
+        process = context.Process(target=_worker, args=(index, job))
+        with _sigint_ignored_by_children():
+            process.start()
+        started.append(process)
+        return process
+
+    restarts = [0] * workers
+    with _CtrlC() as ctrl_c:
+        try:
+            slots = [start(index) for index in range(workers)]
+            with tqdm(
+                total=job.n_trials,
+                initial=count_finished(study),
+                desc=f"trials of {job.study}",
+                unit="trial",
+                disable=not progress,
+            ) as bar:
+                while True:
+                    ends = [process.exitcode for process in slots]  # reaps the killed ones
+                    fail_dead_workers_trials(study, storage)
+                    bar.update(count_finished(study) - bar.n)
+                    for index, ended in enumerate(ends):
+                        if ended is None or ended > 0 or restarts[index] >= MAX_RESTARTS:
+                            continue  # running, or stopped by an error a new one would repeat
+                        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                        if count_finished(study) + len(running) < job.n_trials:
+                            restarts[index] += 1
+                            slots[index] = start(index)
+                    if not any(process.is_alive() for process in slots):
+                        fail_dead_workers_trials(study, storage)  # one killed after the check
+                        break
+                    ctrl_c.sleep(1.0)
+        except BaseException as error:
+            why = "Ctrl-C" if isinstance(error, KeyboardInterrupt) else type(error).__name__
+            stopped = _stop(started, study, storage, f"interrupted ({why} on the run)")
+            if not isinstance(error, KeyboardInterrupt):
+                raise
+            raise KeyboardInterrupt(
+                f"stopped {stopped[0]} worker(s); marked failed the trials {stopped[1]} they "
+                f"were running; the study has {count_finished(study)} of {job.n_trials} "
+                "finished trials"
+            ) from None
+    return [process.exitcode for process in started]
+
+
+def _stop(
+    processes: list[multiprocessing.process.BaseProcess],
+    study: optuna.Study,
+    storage: BaseStorage,
+    reason: str,
+) -> tuple[int, list[int]]:
+    """Kill the live ``processes``, then fail their running trials with ``reason``; returns how
+    many were alive and the failed trial numbers."""
+    alive = [process for process in processes if process.is_alive()]
+    for process in alive:
+        process.kill()
+    for process in alive:
+        process.join(timeout=30)
+    failed = fail_dead_workers_trials(study, storage, {p.pid: reason for p in processes})
+    return len(alive), failed
+
+
+class _CtrlC:
+    """While entered (in the main thread): Ctrl-C sets ``requested`` and ends ``sleep`` instead
+    of raising wherever the code happens to be; a second Ctrl-C raises at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._installed = False
+        self._previous = None
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._installed:
+            previous = self._previous if self._previous is not None else signal.SIG_DFL
+            signal.signal(signal.SIGINT, previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``; raise ``KeyboardInterrupt`` if Ctrl-C came before or during it."""
+        deadline = time.monotonic() + seconds
+        while not self.requested and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.requested:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigint_ignored_by_children():
+    """Processes started inside ignore SIGINT (an ignored signal stays ignored across exec, and
+    Python then installs no KeyboardInterrupt for it), so that a Ctrl-C sent to the whole
+    process group is handled by this process alone. SIGINT is blocked meanwhile, not lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler if handler is not None else signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def report(
@@ -515,7 +929,8 @@ def report(
     """Print the best trials and write the standard plots as PNG files; returns their paths.
 
     Optuna's warnings about the plots (experimental API, parameters with one value in a small
-    study) are silenced here only, not for the caller.
+    study) are silenced here only, not for the caller. A study that does not exist is a
+    ``ValueError`` naming the studies there, and creates no file (no storage, no ``out``).
     """
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -528,11 +943,51 @@ def report(
         optuna.logging.set_verbosity(verbosity)
 
 
+def _open_existing(study: str, storage: str | os.PathLike | None) -> BaseStorage:
+    """The storage holding ``study``, or a ValueError; creates no file (a journal or SQLite file
+    that does not exist is an error, not a new empty storage)."""
+    url = storage_url(storage)
+    path = _local_file(url)
+    if path is not None and not path.is_file():
+        raise ValueError(
+            f"No study {study!r}: there is no storage file {path}. Check --storage (or "
+            f"{STORAGE_VARIABLE}) and the working directory."
+        )
+    opened = open_storage(url)
+    names = optuna.get_all_study_names(opened)
+    if study not in names:
+        raise ValueError(
+            f"No study {study!r} in {_mask(url)}; it holds {sorted(names) or 'no study'}. "
+            f"Check --study and --storage (or {STORAGE_VARIABLE})."
+        )
+    return opened
+
+
+def _local_file(url: str) -> Path | None:
+    """The file a journal path or a ``sqlite:///`` URL names; ``None`` for other storages (and
+    for an in-memory SQLite database)."""
+    if url.endswith(".journal"):
+        return Path(url).expanduser()
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.split("+")[0] == "sqlite" and not _in_memory(url):
+        return Path(rest[1:].split("?")[0]).expanduser()
+    return None
+
+
+def _in_memory(url: str) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0] != "sqlite":
+        return False
+    name = rest[1:].split("?")[0] if rest.startswith("/") else rest.split("?")[0]
+    return name in ("", ":memory:") or "mode=memory" in rest
+
+
 def _report(study: str, storage: str | os.PathLike | None, out: str | os.PathLike) -> list[Path]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
-    the_study = optuna.load_study(study_name=study, storage=open_storage(storage))
+    the_study = optuna.load_study(study_name=study, storage=_open_existing(study, storage))
     complete = the_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     states = {
         state.name: len(the_study.get_trials(deepcopy=False, states=(state,)))
@@ -554,6 +1009,7 @@ def _report(study: str, storage: str | os.PathLike | None, out: str | os.PathLik
         "contour": ovm.plot_contour,
     }
     multi = len(the_study.directions) > 1
+    file_stem = re.sub(r"[/\\]", "_", study)  # a study made elsewhere may hold them
     written = []
     for name, plot in plots.items():
         try:
@@ -561,7 +1017,7 @@ def _report(study: str, storage: str | os.PathLike | None, out: str | os.PathLik
         except (ValueError, RuntimeError, ZeroDivisionError) as error:
             print(f"  ({name} plot skipped: {error})")
             continue
-        path = folder / f"{study}-{name}.png"
+        path = folder / f"{file_stem}-{name}.png"
         plt.gcf().savefig(path, dpi=100, bbox_inches="tight")
         plt.close("all")
         print(f"  wrote {path}")
@@ -583,7 +1039,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run", help="run (or join, or top up) a study with W worker processes"
     )
     run_cmd.add_argument("--study", required=True)
-    run_cmd.add_argument("--storage", default=None, help=f"default {DEFAULT_STORAGE}")
+    storage_help = (
+        f"a .journal path or a database URL; default ${STORAGE_VARIABLE} if set (keeps a "
+        f"password off the command line), else {DEFAULT_STORAGE}"
+    )
+    run_cmd.add_argument("--storage", default=None, help=storage_help)
     run_cmd.add_argument("--data", default="auto", help="auto, energyflow, sample or a .npz path")
     run_cmd.add_argument("--jets", type=int, default=defaults.n_jets, help="first n jets (-1: all)")
     run_cmd.add_argument("--space", choices=sorted(SPACES), default="cpu")
@@ -598,9 +1058,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="finished trials the study should have",
     )
     run_cmd.add_argument("--workers", type=int, default=1)
+    run_cmd.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="run even if the study was run with other data, jets, space or max epochs",
+    )
     report_cmd = commands.add_parser("report", help="print the best trials and write plots")
     report_cmd.add_argument("--study", required=True)
-    report_cmd.add_argument("--storage", default=None)
+    report_cmd.add_argument("--storage", default=None, help=storage_help)
     report_cmd.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
     try:
@@ -623,10 +1088,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             pruner=args.pruner,
             max_epochs=args.max_epochs,
             seed=args.seed,
+            allow_mismatch=args.allow_mismatch,
         )
     except (ValueError, KeyError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as error:
+        done = f"{error}; run the same command again to go on" if str(error) else "stopped"
+        print(f"Interrupted: {done}.", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
     if summary.recovered:
         print(f"Marked failed the trials {list(summary.recovered)} of workers that died mid-trial.")
     if not summary.exit_codes and summary.status == "done":
@@ -643,10 +1113,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return FAILING_EXIT_CODE
     if summary.status == "incomplete":
+        crashed = any(code is not None and code > 0 for code in summary.exit_codes)
+        advice = (
+            "A worker stopped with an error (shown above): fix it, then run the command again."
+            if crashed
+            else "Run the same command again to finish the budget."
+        )
         print(
             f"Study {args.study!r} has {summary.finished} of {args.trials} finished trials; "
-            f"workers exited with {list(summary.exit_codes)}. "
-            "Run the same command again to finish the budget.",
+            f"workers exited with {list(summary.exit_codes)}. {advice}",
             file=sys.stderr,
         )
         return 1

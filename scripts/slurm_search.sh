@@ -18,6 +18,7 @@ set -euo pipefail
 STUDY=${QG_STUDY:-qg-cpu}
 source .venv/bin/activate
 export OMP_NUM_THREADS=1
-python -m qgtools.search run --study "$STUDY" --storage "$QG_STORAGE" --data "${QG_DATA:-auto}" \
+# the storage comes from QG_STORAGE itself: no password on the command line (the process list)
+python -m qgtools.search run --study "$STUDY" --data "${QG_DATA:-auto}" \
   --space "${QG_SPACE:-cpu}" --trials "${QG_TRIALS:-200}" --max-epochs "${QG_EPOCHS:-20}" \
   --workers 1 --seed $((1000 * SLURM_ARRAY_TASK_ID))

@@ -107,7 +107,7 @@ def test_a_study_already_at_its_budget_starts_no_worker(tmp_path, jets):
     )
     study.enqueue_trial({"x": 1.0})
     study.optimize(lambda t: t.suggest_float("x", 0, 2), n_trials=1)
-    summary = search.run_study("full", n_trials=1, storage=journal, progress=False)
+    summary = search.run_study("full", n_trials=1, storage=journal, data="sample", progress=False)
     assert (summary.status, summary.exit_codes, summary.best_value) == ("done", (), 1.0)
 
 
@@ -193,7 +193,8 @@ def finished(storage: str) -> int:
 
 
 def check_two_workers_then_top_up(storage: str, data: Path, tmp_path: Path) -> None:
-    out = cli(*run_args(storage, data, trials=4), cwd=tmp_path)
+    # ten epochs a trial: long enough for the second worker to start before the budget is met
+    out = cli(*run_args(storage, data, trials=4, epochs=10), cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert finished(storage) == 4
     study = optuna.load_study(study_name="toy", storage=search.open_storage(storage))
@@ -201,8 +202,8 @@ def check_two_workers_then_top_up(storage: str, data: Path, tmp_path: Path) -> N
     assert len(pids) == 2  # both workers took trials
     # the same study topped up through the plain function the command line calls
     summary = search.run_study(
-        "toy", n_trials=6, workers=2, storage=storage, data=data, max_epochs=1, progress=False
-    )
+        "toy", n_trials=6, workers=2, storage=storage, data=data, max_epochs=10, progress=False
+    )  # the study's own settings (other max_epochs would be refused)
     assert (summary.status, summary.finished, summary.n_trials) == ("done", 6, 6)
     assert finished(storage) == 6 and len(summary.exit_codes) == 2
     complete = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
@@ -249,9 +250,10 @@ def check_sigkill_recovery(storage: str, data: Path, tmp_path: Path) -> None:
     assert before <= {
         t.number for t in study.get_trials(states=search.FINISHED)
     }  # nothing finished was lost
-    out = cli(*run_args(storage, data, trials=5, epochs=1), cwd=tmp_path)
+    assert process.returncode == 0 and finished(storage) == 5  # the budget met in the same run
+    out = cli(*run_args(storage, data, trials=5, epochs=30), cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert finished(storage) == 5
+    assert "already has 5 finished trials" in out.stdout
 
 
 def test_two_workers_on_the_default_journal_storage(toy_npz, tmp_path):
