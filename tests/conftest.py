@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -26,3 +28,12 @@ def make_jets(n: int = 2000, seed: int = 0, separation: float = 0.6) -> JetData:
 @pytest.fixture
 def jets() -> JetData:
     return make_jets()
+
+
+@pytest.fixture(scope="module")
+def toy_npz(tmp_path_factory) -> Path:
+    """6,000 toy jets in an .npz file, for runs of real worker processes."""
+    jets = make_jets(6000, seed=5)
+    path = tmp_path_factory.mktemp("data") / "toy.npz"
+    np.savez(path, X=jets.X, y=jets.y)
+    return path

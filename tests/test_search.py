@@ -149,14 +149,6 @@ def test_broken_database_url_is_a_clear_error_without_the_password():
 # ------------------------------------------------------- the command line, with real processes
 
 
-@pytest.fixture(scope="module")
-def toy_npz(tmp_path_factory) -> Path:
-    jets = make_jets(6000, seed=5)
-    path = tmp_path_factory.mktemp("data") / "toy.npz"
-    np.savez(path, X=jets.X, y=jets.y)
-    return path
-
-
 def cli(*args: str, cwd: Path, wait: bool = True):
     command = [sys.executable, "-m", "qgtools.search", *args]
     if not wait:

@@ -13,10 +13,8 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
-from conftest import make_jets
 from optuna.storages.journal import JournalFileSymlinkLock
 from optuna.trial import TrialState
 
@@ -101,14 +99,6 @@ def test_garbage_inside_a_journal_is_an_error_naming_the_file_and_line(tmp_path)
 
 
 # --------------------------------------------------------------------------- 2. mixed settings
-
-
-@pytest.fixture(scope="module")
-def toy_npz(tmp_path_factory) -> Path:
-    jets = make_jets(6000, seed=5)
-    path = tmp_path_factory.mktemp("data") / "toy.npz"
-    np.savez(path, X=jets.X, y=jets.y)
-    return path
 
 
 def study_at_its_budget(journal: Path, name: str = "toy") -> None:
