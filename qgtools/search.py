@@ -552,6 +552,13 @@ def count_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
+def _taken(study: optuna.Study) -> int:
+    """Finished plus running trials, from one read of the study: two reads could miss a trial
+    that finished between them and start one trial too many."""
+    states = [trial.state for trial in study.get_trials(deepcopy=False)]
+    return sum(state in FINISHED or state == TrialState.RUNNING for state in states)
+
+
 # --------------------------------------------------------------------------- running a study
 
 
@@ -645,8 +652,7 @@ def _worker(index: int, job: _Job) -> None:
     last: list[FrozenTrial] = []
     fails_in_a_row = 0
     while True:
-        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-        if count_finished(study) + running >= job.n_trials:
+        if _taken(study) >= job.n_trials:
             return
         study.optimize(
             recorded, n_trials=1, catch=(Exception,), callbacks=[lambda _, t: last.append(t)]
@@ -834,8 +840,7 @@ def _run_workers(
                     for index, ended in enumerate(ends):
                         if ended is None or ended > 0 or restarts[index] >= MAX_RESTARTS:
                             continue  # running, or stopped by an error a new one would repeat
-                        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                        if count_finished(study) + len(running) < job.n_trials:
+                        if _taken(study) < job.n_trials:
                             restarts[index] += 1
                             slots[index] = start(index)
                     if not any(process.is_alive() for process in slots):

@@ -185,19 +185,22 @@ def finished(storage: str) -> int:
 
 
 def check_two_workers_then_top_up(storage: str, data: Path, tmp_path: Path) -> None:
-    # ten epochs a trial: long enough for the second worker to start before the budget is met
     out = cli(*run_args(storage, data, trials=4, epochs=10), cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert finished(storage) == 4
     study = optuna.load_study(study_name="toy", storage=search.open_storage(storage))
-    pids = {t.user_attrs["worker"]["pid"] for t in study.trials}
-    assert len(pids) == 2  # both workers took trials
+    first_run = {t.user_attrs["worker"]["pid"] for t in study.trials}
+    # which of a run's two workers takes how many trials depends on how fast each starts (one
+    # may take them all on a busy machine): not asserted; the trials of both runs' processes
+    # sharing one study is
     # the same study topped up through the plain function the command line calls
     summary = search.run_study(
         "toy", n_trials=6, workers=2, storage=storage, data=data, max_epochs=10, progress=False
     )  # the study's own settings (other max_epochs would be refused)
     assert (summary.status, summary.finished, summary.n_trials) == ("done", 6, 6)
     assert finished(storage) == 6 and len(summary.exit_codes) == 2
+    pids = {t.user_attrs["worker"]["pid"] for t in study.get_trials()}
+    assert len(pids - first_run) >= 1 and os.getpid() not in pids
     complete = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
     best = max(complete, key=lambda t: t.value)
     assert (summary.best_number, summary.best_value) == (best.number, best.value)
