@@ -4,7 +4,8 @@
 #   export QG_STORAGE=postgresql://USER:PASSWORD@DBHOST/qg_studies   # reachable from the compute nodes
 #   sbatch --array=0-15 scripts/slurm_search.sh
 #
-# Each array task is one worker (one process, one core) with its own sampler seed. The study's
+# Each array task is one worker (one process, one core); each trial's sampler is seeded from --seed
+# and the trial's number, so tasks never repeat each other's configurations. The study's
 # budget (--trials) counts finished trials over all tasks, so extra or restarted tasks are harmless:
 # a task that finds the budget met exits at once. A task killed by the scheduler leaves a running
 # trial that the database heartbeat marks failed; rerun the array to top the study up.
