@@ -157,13 +157,18 @@ class JetData:
 
     def head(self, n: int) -> JetData:
         """The first ``n`` jets (as energyflow's ``num_data`` takes them); ``-1`` keeps all."""
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < -1 or n == 0:
-            raise ValueError(f"num_data={n!r}: use -1 for all jets or a positive number of jets.")
+        _check_num_data(n)
         if n == -1:
             return self
         if n > len(self):
             raise ValueError(f"num_data={n} but {self.source} holds only {len(self)} jets.")
         return self.subset(slice(0, n), self.part)
+
+
+def _check_num_data(n: int) -> None:
+    """``n`` must be -1 (all jets) or a positive integer."""
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < -1 or n == 0:
+        raise ValueError(f"num_data={n!r}: use -1 for all jets or a positive number of jets.")
 
 
 def join(parts: Sequence[JetData], part: str) -> JetData:
@@ -250,12 +255,7 @@ def load(
         OSError: ``source="energyflow"`` and the file cannot be had (see
             :func:`qgtools.download.fetch`).
     """
-    if not isinstance(num_data, (int, np.integer)) or isinstance(num_data, bool) or num_data < -1:
-        raise ValueError(
-            f"num_data={num_data!r}: use -1 for all jets or a positive number of jets."
-        )
-    if num_data == 0:
-        raise ValueError("num_data=0: use -1 for all jets or a positive number of jets.")
+    _check_num_data(num_data)  # before reading or downloading anything
     if isinstance(source, os.PathLike) or (isinstance(source, str) and source.endswith(".npz")):
         data = load_npz(source)
     elif source == "sample":
