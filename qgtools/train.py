@@ -8,6 +8,7 @@ best epoch's model as a :class:`~qgtools.model.Predictor` in a :class:`TrainResu
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -318,8 +319,9 @@ class TrainResult:
     """What one training run gives.
 
     ``best_*`` are taken at the epoch with the highest validation rejection (the one kept in
-    ``predictor``); ``last_*`` at the final epoch. ``status`` is ``"ok"`` or ``"diverged"``
-    (the loss went NaN and training stopped there).
+    ``predictor``); ``last_*`` at the final epoch (its weights in ``last_predictor``, so the
+    optimism of choosing the best epoch on validation data can be measured, notebook 04).
+    ``status`` is ``"ok"`` or ``"diverged"`` (the loss went NaN and training stopped there).
     """
 
     best_val_rejection: float
@@ -332,6 +334,7 @@ class TrainResult:
     wall_time_s: float
     status: str
     predictor: Predictor
+    last_predictor: Predictor | None = None
 
     @property
     def model(self) -> Predictor:
@@ -447,6 +450,7 @@ def fit(
         trainer.fit(module, datamodule=datamodule)
         wall_time = time.perf_counter() - start
     network = module.network.cpu()
+    last_network = copy.deepcopy(network).eval()
     if module.best_state is not None:
         network.load_state_dict(module.best_state)
     network.eval()
@@ -456,6 +460,14 @@ def fit(
     last = history[-1] if history else nan
     predictor = Predictor(
         network=network,
+        preprocessor=preprocessor,
+        hparams=hparams,
+        split_seed=split_seed,
+        split_sizes=tuple(split_sizes),
+        source=data.source,
+    )
+    last_predictor = Predictor(
+        network=last_network,
         preprocessor=preprocessor,
         hparams=hparams,
         split_seed=split_seed,
@@ -473,6 +485,7 @@ def fit(
         wall_time_s=wall_time,
         status="diverged" if module.diverged else "ok",
         predictor=predictor,
+        last_predictor=last_predictor,
     )
 
 

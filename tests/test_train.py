@@ -45,6 +45,12 @@ def test_fit_reports_the_best_epoch_on_the_whole_validation_set(jets):
     )
     assert metrics.roc_auc(labels, scores) == pytest.approx(result.best_val_auc, rel=1e-6)
     assert result.n_params > 0 and result.wall_time_s > 0
+    # The last epoch's weights are kept too, and give the last epoch's validation numbers.
+    last_scores, _ = evaluate(result.last_predictor, jets, "val")
+    assert metrics.background_rejection(labels, last_scores) == pytest.approx(
+        result.last_val_rejection, rel=1e-6
+    )
+    assert metrics.roc_auc(labels, last_scores) == pytest.approx(result.last_val_auc, rel=1e-6)
 
 
 def test_fit_is_deterministic_for_a_seed(jets):
