@@ -45,12 +45,21 @@ class TrainingExplorer:
         data: the jets to train on (split with ``split_seed`` inside ``fit``).
         base: values for the hyperparameters without a control (default ``CPU_HPARAMS``).
         max_epochs: the epochs slider's starting value.
+        split_seed: passed to ``fit``.
+        num_threads: torch threads while training; 1 (the default) is fastest for these small
+            models, and two threads on a busy two-core machine can be many times slower
+            (notebook 02). ``None`` leaves torch's setting.
     """
 
     def __init__(
-        self, data: JetData, base: HParams | None = None, max_epochs: int = 5, split_seed: int = 0
+        self,
+        data: JetData,
+        base: HParams | None = None,
+        max_epochs: int = 5,
+        split_seed: int = 0,
+        num_threads: int | None = 1,
     ) -> None:
-        self.data, self.split_seed = data, split_seed
+        self.data, self.split_seed, self.num_threads = data, split_seed, num_threads
         self.base = base or CPU_HPARAMS
         b = self.base
         self.controls: dict[str, w.ValueWidget] = {
@@ -102,6 +111,7 @@ class TrainingExplorer:
                 split_seed=self.split_seed,
                 callbacks=[self.live_curve],
                 progress=False,
+                num_threads=self.num_threads,
             )
         finally:
             self.button.disabled = False

@@ -38,3 +38,19 @@ def test_invalid_choice_is_reported_not_raised(jets):
     explorer.controls["dropout"].value = 1.0
     assert explorer.train() is None
     assert "HParams.dropout=1.0" in explorer.status.value and explorer.results == []
+
+
+def test_train_uses_one_torch_thread_by_default(jets, monkeypatch):
+    from qgtools import widgets
+
+    threads = []
+    real_fit = widgets.fit
+
+    def recording_fit(*args, **kwargs):
+        threads.append(kwargs.get("num_threads", "not given"))
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(widgets, "fit", recording_fit)
+    TrainingExplorer(jets, max_epochs=1).train()
+    TrainingExplorer(jets, max_epochs=1, num_threads=None).train()
+    assert threads == [1, None]
