@@ -1,4 +1,9 @@
-"""Plots the notebooks share: learning curves and the HEP rejection curve."""
+"""Plots the notebooks share, and the pictures that explain the search methods.
+
+Learning curves and the HEP rejection curve (notebooks 02-03); the Pareto front (07); TPE's
+good/bad split and its two densities, the median pruner's decision, and the successive-halving
+and Hyperband schedules (05). Plain arrays in, matplotlib axes out; no Optuna here.
+"""
 
 from __future__ import annotations
 
@@ -41,5 +46,307 @@ def rejection_curves(
     ax.set(
         xlabel="quark efficiency (TPR)", ylabel="gluon rejection 1/FPR", yscale="log", xlim=(0, 1)
     )
+    ax.legend(fontsize="small")
+    return ax
+
+
+def pareto_front(values, front, chosen: int | None = None, ax: plt.Axes | None = None) -> plt.Axes:
+    """Validation rejection against FLOPs per jet (log axis) for every trial of a two-objective
+    search, the Pareto-optimal trials marked and joined, the chosen one circled. Notebook 07.
+
+    Args:
+        values: one row per trial: (validation rejection, FLOPs per jet).
+        front: positions in ``values`` of the Pareto-optimal trials.
+        chosen: position in ``values`` of the chosen trial, or ``None``.
+        ax: where to draw; a new figure when ``None``.
+
+    Returns:
+        The axes.
+    """
+    points = np.asarray(values, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
+        raise ValueError(
+            f"values has shape {np.shape(values)}: use one row per trial, "
+            "(validation rejection, FLOPs per jet)."
+        )
+    if not np.all(points[:, 1] > 0):
+        raise ValueError(f"FLOPs per jet {points[:, 1]} must be positive for a log axis.")
+    on_front = np.unique(np.asarray(front, dtype=np.int64).ravel())
+    wanted = [*on_front.tolist(), *([] if chosen is None else [chosen])]
+    if len(on_front) == 0 or any(not 0 <= i < len(points) for i in wanted):
+        raise ValueError(
+            f"front={on_front.tolist()}, chosen={chosen!r}: use positions 0-{len(points) - 1} "
+            "of values, at least one on the front."
+        )
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.scatter(points[:, 1], points[:, 0], color="lightgrey", edgecolor="grey", label="all trials")
+    line = on_front[np.argsort(points[on_front, 1], kind="stable")]
+    ax.plot(points[line, 1], points[line, 0], "o-", color="C0", label="Pareto-optimal")
+    if chosen is not None:
+        ring = {"ms": 14, "mfc": "none", "mec": "C3", "mew": 2}
+        ax.plot(points[chosen, 1], points[chosen, 0], "o", label="chosen", **ring)
+    ax.set(xscale="log", xlabel="FLOPs per jet", ylabel="gluon rejection at 50% quark eff. (val)")
+    ax.legend(fontsize="small")
+    return ax
+
+
+# --------------------------------------------------------------------------- search pictures (05)
+
+
+def tpe_split(values: Sequence[float], gamma: float = 0.1, max_good: int = 25) -> np.ndarray:
+    """Which finished trials TPE counts as good: the best ``ceil(gamma * n)`` (at most
+    ``max_good``) by value, as Optuna's default ``gamma`` does for a maximised objective.
+    Explained in notebook 05.
+
+    Args:
+        values: the objective value of each finished trial (larger is better).
+        gamma: the share of trials called good.
+        max_good: the most trials called good.
+
+    Returns:
+        A boolean mask, True for the good trials (at least one when ``values`` is not empty).
+    """
+    values = np.asarray(values, dtype=float)
+    if not 0 < gamma <= 1:
+        raise ValueError(f"gamma={gamma!r} must be in (0, 1].")
+    if values.ndim != 1 or np.isnan(values).any():
+        raise ValueError(f"values must be a 1-D array without NaN; got shape {values.shape}.")
+    n_good = min(int(np.ceil(gamma * len(values))), max_good)
+    good = np.zeros(len(values), dtype=bool)
+    good[np.argsort(-values, kind="stable")[:n_good]] = True
+    return good
+
+
+def parzen_density(
+    points: Sequence[float], grid: Sequence[float], low: float, high: float
+) -> np.ndarray:
+    """A Parzen estimator on ``[low, high]`` built as Optuna's TPE builds one for a numerical
+    hyperparameter: a Gaussian kernel on each point, as wide as the larger gap to its
+    neighbours (the outermost ones: the gap to their inner neighbour), widths clipped to
+    ``[(high - low) / min(100, n + 2), high - low]``, plus one prior kernel of width
+    ``high - low`` on the middle of the range; equal weights, each kernel cut to the range.
+    Notebook 05.
+
+    Args:
+        points: the observations (e.g. log10 of the learning rates of the good trials).
+        grid: evenly spaced points in ``[low, high]`` to evaluate the density on.
+        low, high: the search range (same units as ``points``).
+
+    Returns:
+        The density at each grid point (it integrates to 1 over ``grid``).
+    """
+    if not high > low:
+        raise ValueError(f"The range [{low}, {high}] is empty: high must be above low.")
+    grid = np.asarray(grid, dtype=float)
+    points = np.asarray(points, dtype=float).ravel()
+    widths = np.empty(len(points))
+    if len(points):
+        order = np.argsort(points, kind="stable")
+        edges = np.concatenate([[low], points[order], [high]])
+        gaps = np.maximum(edges[1:-1] - edges[:-2], edges[2:] - edges[1:-1])
+        if len(points) >= 2:  # Optuna's default: the range's ends are no neighbours
+            gaps[0], gaps[-1] = edges[2] - edges[1], edges[-2] - edges[-3]
+        widths[order] = np.clip(gaps, (high - low) / min(100, len(points) + 2), high - low)
+    centres = np.append(points, (low + high) / 2)
+    widths = np.append(widths, high - low)
+    kernels = np.exp(-0.5 * ((grid[:, None] - centres) / widths) ** 2)
+    areas = np.sum((kernels[1:] + kernels[:-1]) / 2 * np.diff(grid)[:, None], axis=0)
+    return (kernels / areas).mean(axis=1)  # each kernel cut to the range, then averaged
+
+
+def tpe_model(
+    x: Sequence[float], values: Sequence[float], low: float, high: float, gamma: float = 0.1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """TPE's model of one positive hyperparameter searched on a log scale, simplified: the
+    finished trials split into good and bad (:func:`tpe_split`), a density for each
+    (:func:`parzen_density` in log10 x), and the x where their ratio l/g is largest.
+    Notebook 05.
+
+    Args:
+        x: the hyperparameter of each finished trial, inside ``[low, high]``.
+        values: the objective of each finished trial (larger is better).
+        low, high: the search range of ``x`` (positive).
+        gamma: the share of trials called good.
+
+    Returns:
+        ``(grid, l, g, x_best)``: 400 points of x spaced evenly in log10 x, the densities
+        l(x) of the good and g(x) of the bad trials there (per unit of log10 x), and the grid
+        point where l/g is largest.
+    """
+    x, values = np.asarray(x, dtype=float), np.asarray(values, dtype=float)
+    if len(x) != len(values) or len(x) < 2:
+        raise ValueError(
+            f"Need one value per x and at least two trials; got {len(x)} x and "
+            f"{len(values)} values."
+        )
+    if not 0 < low < high or np.any((x < low) | (x > high)):
+        raise ValueError(f"Need 0 < low < high and every x inside [{low}, {high}]; x = {x}.")
+    good = tpe_split(values, gamma)
+    log_low, log_high = np.log10(low), np.log10(high)
+    grid = np.linspace(log_low, log_high, 400)
+    below = parzen_density(np.log10(x[good]), grid, log_low, log_high)
+    above = parzen_density(np.log10(x[~good]), grid, log_low, log_high)
+    return 10**grid, below, above, float(10 ** grid[np.argmax(below / above)])
+
+
+def tpe_densities(
+    x: Sequence[float],
+    values: Sequence[float],
+    low: float,
+    high: float,
+    name: str = "learning rate",
+    gamma: float = 0.1,
+    axes: Sequence[plt.Axes] | None = None,
+) -> np.ndarray:
+    """Draw :func:`tpe_model`: the finished trials, good and bad, against x (top); the densities
+    l(x) and g(x) on a log axis and where l/g is largest (bottom). Notebook 05.
+
+    Args:
+        x, values, low, high, gamma: as for :func:`tpe_model`.
+        name: the hyperparameter's name, for the axis label.
+        axes: two axes, one above the other; new ones when None.
+
+    Returns:
+        The two axes: two scatters (bad, good) above; l, g and the line at the largest l/g below.
+    """
+    grid, below, above, best = tpe_model(x, values, low, high, gamma)
+    x, values = np.asarray(x, dtype=float), np.asarray(values, dtype=float)
+    good = tpe_split(values, gamma)
+    if axes is None:
+        _, axes = plt.subplots(2, 1, figsize=(5.5, 4.5), sharex=True)
+    axes[0].scatter(x[~good], values[~good], color="tab:grey", label=f"bad ({(~good).sum()})")
+    axes[0].scatter(x[good], values[good], color="tab:green", label=f"good ({good.sum()})")
+    axes[0].set(xscale="log", ylabel="gluon rejection (val)")
+    axes[0].legend(fontsize="small")
+    axes[1].plot(grid, below, color="tab:green", label="l(x): good trials")
+    axes[1].plot(grid, above, color="tab:grey", label="g(x): bad trials")
+    axes[1].axvline(best, color="tab:red", ls="--", label=f"largest l/g: {best:.1e}")
+    axes[1].set(xscale="log", xlabel=name, ylabel=f"density per log10({name})")
+    axes[1].legend(fontsize="small")
+    return np.asarray(axes)
+
+
+def median_per_epoch(curves: Sequence[Sequence[float]]) -> np.ndarray:
+    """The median over ``curves`` at each epoch, of the curves that reached that epoch (NaN where
+    none did): the bar the median pruner sets. Notebook 05."""
+    length = max((len(curve) for curve in curves), default=0)
+    medians = np.full(length, np.nan)
+    for epoch in range(length):
+        reached = [curve[epoch] for curve in curves if len(curve) > epoch]
+        medians[epoch] = np.median(reached)
+    return medians
+
+
+def median_pruning(
+    earlier: Sequence[Sequence[float]], pruned: Sequence[float], ax: plt.Axes | None = None
+) -> plt.Axes:
+    """The median pruner's decision: the validation rejection per epoch of the complete trials
+    before it (grey), their median per epoch (black), and a pruned trial (red) stopped at its
+    last epoch (x). Notebook 05.
+
+    Returns:
+        The axes: one line per earlier trial, then the median, then the pruned trial.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    for i, curve in enumerate(earlier):
+        label = "complete trials before it" if i == 0 else None
+        ax.plot(np.arange(1, len(curve) + 1), curve, color="tab:grey", alpha=0.6, label=label)
+    medians = median_per_epoch(earlier)
+    ax.plot(np.arange(1, len(medians) + 1), medians, color="black", lw=2.5, label="their median")
+    epochs = np.arange(1, len(pruned) + 1)
+    ax.plot(epochs, pruned, color="tab:red", marker="o", label="pruned trial")
+    ax.scatter(epochs[-1:], list(pruned)[-1:], marker="x", s=120, color="tab:red", zorder=3)
+    ax.set(xlabel="epoch", ylabel="gluon rejection (val)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def _check_halving(min_epochs: int, max_epochs: int, reduction_factor: int) -> None:
+    if reduction_factor < 2:
+        raise ValueError(f"reduction_factor={reduction_factor!r}: use an integer of at least 2.")
+    if not 1 <= min_epochs <= max_epochs:
+        raise ValueError(
+            f"min_epochs={min_epochs!r}, max_epochs={max_epochs!r}: need 1 <= min <= max."
+        )
+
+
+def successive_halving(
+    n_trials: int, min_epochs: int, max_epochs: int, reduction_factor: int = 3
+) -> list[tuple[int, int]]:
+    """The rungs of (synchronous) successive halving: start ``n_trials`` with ``min_epochs``
+    each; at every rung keep the best ``1 / reduction_factor`` and multiply their epochs by
+    ``reduction_factor``, up to ``max_epochs`` or one trial. Notebook 05.
+
+    Returns:
+        ``(trials, epochs each)`` per rung, e.g. ``[(27, 1), (9, 3), (3, 9), (1, 27)]``.
+    """
+    _check_halving(min_epochs, max_epochs, reduction_factor)
+    if n_trials < 1:
+        raise ValueError(f"n_trials={n_trials!r}: start at least one trial.")
+    rungs, trials, epochs = [], n_trials, min_epochs
+    while trials >= 1 and epochs <= max_epochs:
+        rungs.append((trials, epochs))
+        if trials == 1:
+            break
+        trials, epochs = trials // reduction_factor, epochs * reduction_factor
+    return rungs
+
+
+def hyperband_brackets(
+    max_epochs: int, min_epochs: int = 1, reduction_factor: int = 3
+) -> list[list[tuple[int, int]]]:
+    """Hyperband's brackets (Li et al. 2018, Algorithm 1): successive halving run several ways,
+    from many trials started with ``min_epochs`` to a few started with ``max_epochs``, each
+    bracket with about the same budget. Notebook 05.
+
+    Args:
+        max_epochs: the most epochs one trial gets (R).
+        min_epochs: the fewest (R is counted in units of it).
+        reduction_factor: the eta of the paper: keep 1/eta at each rung.
+
+    Returns:
+        The brackets, most aggressive first, each a list of ``(trials, epochs each)`` rungs.
+    """
+    _check_halving(min_epochs, max_epochs, reduction_factor)
+    ratio, s_max = max_epochs // min_epochs, 0
+    while reduction_factor ** (s_max + 1) <= ratio:
+        s_max += 1
+    if max_epochs != min_epochs * reduction_factor**s_max:
+        raise ValueError(
+            f"max_epochs={max_epochs} is not min_epochs={min_epochs} times a power of "
+            f"reduction_factor={reduction_factor} (e.g. {min_epochs * reduction_factor**s_max} "
+            f"or {min_epochs * reduction_factor ** (s_max + 1)})."
+        )
+    brackets = []
+    for s in range(s_max, -1, -1):
+        n = -(-(s_max + 1) * reduction_factor**s // (s + 1))  # ceil of the paper's n
+        start = min_epochs * reduction_factor ** (s_max - s)
+        brackets.append(successive_halving(n, start, max_epochs, reduction_factor))
+    return brackets
+
+
+def halving_rungs(
+    brackets: Sequence[Sequence[tuple[int, int]]],
+    labels: Sequence[str] | None = None,
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
+    """Trials still running against the epochs each has had, one line per bracket of
+    successive halving (a single schedule is a list of one bracket). Notebook 05.
+
+    Returns:
+        The axes, one line per bracket.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    labels = labels or [f"bracket {i}" for i in range(len(brackets))]
+    if len(labels) != len(brackets):
+        raise ValueError(f"{len(labels)} labels for {len(brackets)} brackets.")
+    for rungs, label in zip(brackets, labels, strict=True):
+        trials, epochs = zip(*rungs, strict=True)
+        ax.plot(epochs, trials, marker="o", label=label)
+    ax.set(xscale="log", yscale="log", xlabel="epochs per trial", ylabel="trials still running")
     ax.legend(fontsize="small")
     return ax

@@ -428,10 +428,41 @@ def _with_installed_driver(url: str) -> str:
     return url
 
 
-def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    """``"tpe"`` or ``"random"``, seeded."""
+TPE_STARTUP_TRIALS = 5
+"""TPE's random start-up trials in ``qgtools`` (Optuna's own default is 10): short studies."""
+
+
+def make_sampler(
+    name: str, seed: int | None, n_startup_trials: int = TPE_STARTUP_TRIALS
+) -> optuna.samplers.BaseSampler:
+    """A seeded sampler by name. Explained in notebook 05.
+
+    Args:
+        name: ``"tpe"`` or ``"random"``.
+        seed: seeds the sampler's draws (None: a fresh seed each time).
+        n_startup_trials: TPE's first trials, drawn at random before it models the results
+            (counted over complete and pruned trials); 0 or more. Random sampling has no
+            start-up phase (all its trials are random), so it ignores the number.
+
+    Returns:
+        ``TPESampler`` or ``RandomSampler``. TPE draws its start-up trials with a
+        ``RandomSampler`` of the same seed, so on the same objective its first
+        ``n_startup_trials`` configurations are those of ``make_sampler("random", seed)``.
+
+    Raises:
+        ValueError: an unknown name, or ``n_startup_trials`` not a whole number >= 0.
+    """
+    if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, (int, np.integer)):
+        raise ValueError(
+            f"n_startup_trials={n_startup_trials!r}: use a whole number of trials, 0 or more."
+        )
+    if n_startup_trials < 0:
+        raise ValueError(
+            f"n_startup_trials={n_startup_trials!r} is negative: use 0 or more "
+            f"(0: TPE from the first trial; default {TPE_STARTUP_TRIALS})."
+        )
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(n_startup_trials))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"Unknown sampler {name!r}: use 'tpe' or 'random'.")

@@ -120,6 +120,28 @@ def test_unknown_names_are_errors():
         search.make_pruner("asha")
 
 
+@pytest.mark.parametrize("n_startup_trials", [None, 0, 3])
+def test_tpes_start_up_trials_are_the_random_samplers_draws_of_the_same_seed(n_startup_trials):
+    def objective(trial):
+        return trial.suggest_float("x", 0, 1) + trial.suggest_int("n", 1, 4)
+
+    k = search.TPE_STARTUP_TRIALS if n_startup_trials is None else n_startup_trials
+    given = {} if n_startup_trials is None else {"n_startup_trials": n_startup_trials}
+    drawn = {}
+    for name in ("tpe", "random"):
+        study = optuna.create_study(sampler=search.make_sampler(name, 7, **given))
+        study.optimize(objective, n_trials=k + 3)
+        drawn[name] = [trial.params for trial in study.trials]
+    assert drawn["tpe"][:k] == drawn["random"][:k]
+    assert drawn["tpe"][k:] != drawn["random"][k:]  # then TPE models the results
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "5", True, None])
+def test_make_sampler_refuses_a_bad_number_of_start_up_trials(bad):
+    with pytest.raises(ValueError, match=f"n_startup_trials={bad!r}"):
+        search.make_sampler("tpe", 0, n_startup_trials=bad)
+
+
 def test_flops_per_jet():
     assert search.flops_per_jet(HParams(n_layers=2, n_channels=10, input_channels=5)) == 2 * (
         50 + 100 + 10
