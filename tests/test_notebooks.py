@@ -6,6 +6,7 @@ Running them is nbval's job (`make test` passes `notebooks --nbval-lax`).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,48 @@ def test_lesson_template(path):
     solution = NOTEBOOKS / "solutions" / f"{path.stem}_solutions.ipynb"
     assert solution.exists(), f"{path.name} has no {solution.name}"
     assert f"solutions/{solution.name}" in last
+
+
+def section(text: str, heading: str) -> str:
+    """The text under ``## heading`` up to the next ``## `` heading (empty if there is none)."""
+    marker = f"## {heading}\n"
+    if marker not in text:
+        return ""
+    return text.split(marker, 1)[1].split("\n## ", 1)[0]
+
+
+def numbered(text: str) -> list[str]:
+    """The numbered items (``1. ...``) of a markdown section."""
+    return re.findall(r"^\d+\. ", text, flags=re.MULTILINE)
+
+
+def markdown(path: Path) -> str:
+    return "\n".join(source(c) for c in cells(path) if c["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_lesson_ends_with_questions_and_references(path):
+    last = source(cells(path)[-1])
+    questions = numbered(section(last, "Check your understanding"))
+    assert 2 <= len(questions) <= 3, f"{path.name}: 2-3 'Check your understanding' questions"
+    references = re.findall(r"^- ", section(last, "References"), flags=re.MULTILINE)
+    assert len(references) >= 2, f"{path.name}: a '## References' list at the end"
+    assert "../docs/glossary.md" in markdown(path), f"{path.name}: link the glossary"
+    solution = NOTEBOOKS / "solutions" / f"{path.stem}_solutions.ipynb"
+    answers = numbered(section(markdown(solution), "Check your understanding: answers"))
+    assert len(answers) == len(questions), f"{solution.name}: one answer per question"
+
+
+TEST_SPLIT_RULE = "The test split judges a finished choice; it never makes one"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_the_test_split_rule_is_said_the_same_way(path):
+    text = markdown(path)
+    if "test split" in text.lower() and path.name[:2] in {"04", "05", "07"}:
+        assert TEST_SPLIT_RULE in text, f"{path.name}: say the rule as the glossary does"
+    glossary = (NOTEBOOKS.parent / "docs" / "glossary.md").read_text()
+    assert TEST_SPLIT_RULE.lower() in glossary.lower()
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
