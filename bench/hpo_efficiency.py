@@ -38,6 +38,7 @@ def one_run(
     """(seconds since start, best validation rejection so far) after each finished trial."""
     sampler_name, pruner_name = METHODS[method]
     study = optuna.create_study(
+        study_name=f"{method}-seed-{seed}",  # Hyperband assigns brackets by a hash of the name
         direction="maximize",
         sampler=search.make_sampler(sampler_name, seed),
         pruner=search.make_pruner(pruner_name),
