@@ -54,6 +54,12 @@ class Sizes:
         ``n_trials``, at least 2."""
         return max(2, self.n_trials // 2)
 
+    @property
+    def first_look_trials(self) -> int:
+        """Trials of a first, hand-written study that only shows how a study runs (notebook 05):
+        a sixth of ``n_trials``, at least 2."""
+        return max(2, self.n_trials // 6)
+
 
 FULL = Sizes(fast=False, n_jets=-1, max_epochs=20, n_trials=30, n_seeds=3, grid_points=3)
 FAST = Sizes(fast=True, n_jets=6000, max_epochs=2, n_trials=4, n_seeds=2, grid_points=2)

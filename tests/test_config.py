@@ -37,6 +37,7 @@ def test_derived_sizes_are_defined_once_and_never_zero():
     full, fast = config.FULL, config.FAST
     assert (full.grid_epochs, full.trial_epochs, full.study_trials) == (10, 5, 15)
     assert (fast.grid_epochs, fast.trial_epochs, fast.study_trials) == (1, 1, 2)
+    assert (full.first_look_trials, fast.first_look_trials) == (5, 2)
 
 
 def test_notebooks_take_derived_sizes_from_config():
