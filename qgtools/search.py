@@ -578,6 +578,41 @@ def fail_dead_workers_trials(
     return failed
 
 
+def fail_unclaimed_trials(
+    study: optuna.Study, storage: BaseStorage, before: set[int], reason: str, grace: float = 1.0
+) -> list[int]:
+    """Mark failed the running trials this run's workers created but never claimed.
+
+    A worker creates its trial, then records itself on it (:func:`record_worker`); a worker
+    stopped between the two leaves a running trial with no ``worker`` attribute, which
+    :func:`fail_dead_workers_trials` cannot attribute. Called once every worker of this run has
+    stopped: trials not in ``before`` (the trial numbers that existed when the run started)
+    that are still running and unclaimed after ``grace`` seconds (a worker of another run
+    claims its trial within milliseconds) are failed with ``reason``. Returns trial numbers.
+    """
+
+    def unclaimed() -> list[FrozenTrial]:
+        return [
+            trial
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if trial.number not in before and "worker" not in trial.user_attrs
+        ]
+
+    if not unclaimed():
+        return []
+    time.sleep(grace)
+    study_id, failed = storage.get_study_id_from_name(study.study_name), []
+    for trial in unclaimed():
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+            if storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                failed.append(trial.number)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return failed
+
+
 def count_finished(study: optuna.Study) -> int:
     """Complete and pruned trials (failed ones do not count toward the budget)."""
     return len(study.get_trials(deepcopy=False, states=FINISHED))
@@ -854,6 +889,7 @@ def _run_workers(
         return process
 
     restarts = [0] * workers
+    before = {trial.number for trial in study.get_trials(deepcopy=False)}
     with _CtrlC() as ctrl_c:
         try:
             slots = [start(index) for index in range(workers)]
@@ -876,11 +912,14 @@ def _run_workers(
                             slots[index] = start(index)
                     if not any(process.is_alive() for process in slots):
                         fail_dead_workers_trials(study, storage)  # one killed after the check
+                        fail_unclaimed_trials(
+                            study, storage, before, "its worker stopped before claiming it"
+                        )
                         break
                     ctrl_c.sleep(1.0)
         except BaseException as error:
             why = "Ctrl-C" if isinstance(error, KeyboardInterrupt) else type(error).__name__
-            stopped = _stop(started, study, storage, f"interrupted ({why} on the run)")
+            stopped = _stop(started, study, storage, f"interrupted ({why} on the run)", before)
             if not isinstance(error, KeyboardInterrupt):
                 raise
             raise KeyboardInterrupt(
@@ -896,16 +935,19 @@ def _stop(
     study: optuna.Study,
     storage: BaseStorage,
     reason: str,
+    before: set[int],
 ) -> tuple[int, list[int]]:
-    """Kill the live ``processes``, then fail their running trials with ``reason``; returns how
-    many were alive and the failed trial numbers."""
+    """Kill the live ``processes``, then fail their running trials with ``reason`` (including
+    one a worker created but had not yet claimed, see :func:`fail_unclaimed_trials`); returns
+    how many were alive and the failed trial numbers."""
     alive = [process for process in processes if process.is_alive()]
     for process in alive:
         process.kill()
     for process in alive:
         process.join(timeout=30)
     failed = fail_dead_workers_trials(study, storage, {p.pid: reason for p in processes})
-    return len(alive), failed
+    failed += fail_unclaimed_trials(study, storage, before, reason)
+    return len(alive), sorted(failed)
 
 
 class _CtrlC:

@@ -413,3 +413,25 @@ def test_a_killed_worker_not_yet_reaped_counts_as_dead():
         time.sleep(0.05)
     assert not search._alive(worker)
     child.wait()
+
+
+def test_a_trial_created_but_never_claimed_by_this_runs_workers_is_failed(tmp_path):
+    # A worker stopped between creating its trial and recording itself on it (Ctrl-C or kill -9
+    # at that moment) left a running trial nothing could attribute; CI once caught one.
+    storage = search.open_storage(tmp_path / "s.journal")
+    study = optuna.create_study(study_name="toy", storage=storage, direction="maximize")
+    older = study.ask()  # running before this run started: another run's, left alone
+    claimed = study.ask()
+    claimed.set_user_attr("worker", {"host": "elsewhere", "pid": 1})  # another run's worker
+    orphan = study.ask()
+    before = {older.number}
+    failed = search.fail_unclaimed_trials(study, storage, before, "stopped early", grace=0.0)
+    assert failed == [orphan.number]
+    states = {t.number: t.state for t in study.trials}
+    assert states == {
+        older.number: TrialState.RUNNING,
+        claimed.number: TrialState.RUNNING,
+        orphan.number: TrialState.FAIL,
+    }
+    assert study.trials[orphan.number].user_attrs["fail_reason"] == "stopped early"
+    assert search.fail_unclaimed_trials(study, storage, before, "again", grace=0.0) == []
