@@ -105,6 +105,21 @@ def rejection_curve(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
     return tpr[keep], 1.0 / fpr[keep]
 
 
+def _check_resampling(n: int, level: float) -> None:
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r} must be in (0, 1).")
+    if n < 1:
+        raise ValueError(f"n={n!r} resamples: use a positive number.")
+
+
+def _resample(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
+    """Indices of one bootstrap resample of the jets; drawn again until both classes are in it."""
+    while True:
+        index = rng.integers(0, len(y), len(y))
+        if 0 < y[index].sum() < len(y):
+            return index
+
+
 def bootstrap_interval(
     metric: Callable[[np.ndarray, np.ndarray], float],
     y_true,
@@ -119,20 +134,13 @@ def bootstrap_interval(
     (no interpolation), so ``inf`` rejections (no gluon passing) are allowed and can appear
     as the upper bound.
     """
-    if not 0 < level < 1:
-        raise ValueError(f"level={level!r} must be in (0, 1).")
-    if n < 1:
-        raise ValueError(f"n={n!r} resamples: use a positive number.")
+    _check_resampling(n, level)
     y, s = _check(y_true, scores)
     estimate = metric(y.astype(np.int64), s)
     rng = np.random.default_rng(seed)
     values = np.empty(n)
     for k in range(n):
-        while True:
-            index = rng.integers(0, len(y), len(y))
-            n_signal = y[index].sum()
-            if 0 < n_signal < len(y):
-                break
+        index = _resample(rng, y)
         values[k] = metric(y[index].astype(np.int64), s[index])
     low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], method="nearest")
     return float(estimate), float(low), float(high)
@@ -183,10 +191,7 @@ def paired_difference(
     Returns:
         (difference on all jets and seeds, low, high).
     """
-    if not 0 < level < 1:
-        raise ValueError(f"level={level!r} must be in (0, 1).")
-    if n < 1:
-        raise ValueError(f"n={n!r} resamples: use a positive number.")
+    _check_resampling(n, level)
     n_jets = len(np.asarray(y_true))
     a = _score_rows(scores_a, n_jets, "scores_a")
     b = _score_rows(scores_b, n_jets, "scores_b")
@@ -201,10 +206,7 @@ def paired_difference(
     rng = np.random.default_rng(seed)
     values = np.empty(n)
     for k in range(n):
-        while True:
-            index = rng.integers(0, len(y), len(y))
-            if 0 < y[index].sum() < len(y):
-                break
+        index = _resample(rng, y)
         rows_a = a[rng.integers(0, len(a), len(a))] if len(a) > 1 else a
         rows_b = b[rng.integers(0, len(b), len(b))] if len(b) > 1 else b
         values[k] = mean_metric(rows_a, index) - mean_metric(rows_b, index)

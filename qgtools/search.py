@@ -565,17 +565,22 @@ def fail_dead_workers_trials(
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker")
         if worker and worker.get("host") == host and not _alive(worker):
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             reason = (reasons or {}).get(
                 worker["pid"], f"worker process {worker['pid']} on {host} died mid-trial"
             )
-            try:
-                storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-                if storage.set_trial_state_values(trial_id, TrialState.FAIL):
-                    failed.append(trial.number)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # another run on this host failed it first
+            if _fail_trial(storage, study_id, trial.number, reason):
+                failed.append(trial.number)
     return failed
+
+
+def _fail_trial(storage: BaseStorage, study_id: int, number: int, reason: str) -> bool:
+    """Fail a running trial with ``reason``; False when another process finished it first."""
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    try:
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        return storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
 
 
 def fail_unclaimed_trials(
@@ -601,16 +606,8 @@ def fail_unclaimed_trials(
     if not unclaimed():
         return []
     time.sleep(grace)
-    study_id, failed = storage.get_study_id_from_name(study.study_name), []
-    for trial in unclaimed():
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        try:
-            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-            if storage.set_trial_state_values(trial_id, TrialState.FAIL):
-                failed.append(trial.number)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    return failed
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return [t.number for t in unclaimed() if _fail_trial(storage, study_id, t.number, reason)]
 
 
 def count_finished(study: optuna.Study) -> int:

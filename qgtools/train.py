@@ -458,22 +458,17 @@ def fit(
     nan = {"val_rejection": math.nan, "val_auc": math.nan}
     best = history[module.best_epoch] if module.best_epoch >= 0 else nan
     last = history[-1] if history else nan
-    predictor = Predictor(
-        network=network,
-        preprocessor=preprocessor,
-        hparams=hparams,
-        split_seed=split_seed,
-        split_sizes=tuple(split_sizes),
-        source=data.source,
-    )
-    last_predictor = Predictor(
-        network=last_network,
-        preprocessor=preprocessor,
-        hparams=hparams,
-        split_seed=split_seed,
-        split_sizes=tuple(split_sizes),
-        source=data.source,
-    )
+
+    def predictor_of(weights: nn.Module) -> Predictor:
+        return Predictor(
+            network=weights,
+            preprocessor=preprocessor,
+            hparams=hparams,
+            split_seed=split_seed,
+            split_sizes=tuple(split_sizes),
+            source=data.source,
+        )
+
     return TrainResult(
         best_val_rejection=best["val_rejection"],
         best_val_auc=best["val_auc"],
@@ -484,8 +479,8 @@ def fit(
         n_params=n_params,
         wall_time_s=wall_time,
         status="diverged" if module.diverged else "ok",
-        predictor=predictor,
-        last_predictor=last_predictor,
+        predictor=predictor_of(network),
+        last_predictor=predictor_of(last_network),
     )
 
 
