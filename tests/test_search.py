@@ -11,7 +11,7 @@ import numpy as np
 import optuna
 import pytest
 from conftest import make_jets
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from qgtools import search
 from qgtools.model import HParams
@@ -206,10 +206,16 @@ def finished(storage: str) -> int:
     )
 
 
+def within_budget(n: int, budget: int, workers: int = 2) -> bool:
+    """Workers that reach the end of the budget together may each start one last trial (as
+    with Optuna's MaxTrialsCallback): a run finishes between budget and budget + workers - 1."""
+    return budget <= n <= budget + workers - 1
+
+
 def check_two_workers_then_top_up(storage: str, data: Path, tmp_path: Path) -> None:
     out = cli(*run_args(storage, data, trials=4, epochs=10), cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert finished(storage) == 4
+    assert within_budget(finished(storage), 4)
     study = optuna.load_study(study_name="toy", storage=search.open_storage(storage))
     first_run = {t.user_attrs["worker"]["pid"] for t in study.trials}
     # which of a run's two workers takes how many trials depends on how fast each starts (one
@@ -219,8 +225,8 @@ def check_two_workers_then_top_up(storage: str, data: Path, tmp_path: Path) -> N
     summary = search.run_study(
         "toy", n_trials=6, workers=2, storage=storage, data=data, max_epochs=10, progress=False
     )  # the study's own settings (other max_epochs would be refused)
-    assert (summary.status, summary.finished, summary.n_trials) == ("done", 6, 6)
-    assert finished(storage) == 6 and len(summary.exit_codes) == 2
+    assert (summary.status, summary.n_trials) == ("done", 6) and within_budget(summary.finished, 6)
+    assert finished(storage) == summary.finished and len(summary.exit_codes) in (1, 2)
     pids = {t.user_attrs["worker"]["pid"] for t in study.get_trials()}
     assert len(pids - first_run) >= 1 and os.getpid() not in pids
     complete = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
@@ -241,6 +247,24 @@ def check_two_workers_then_top_up(storage: str, data: Path, tmp_path: Path) -> N
     assert (tmp_path / "plots" / "toy-history.png").stat().st_size > 1000
 
 
+def running_trial_of_a_stopped_worker(study: optuna.Study, pid: int) -> FrozenTrial | None:
+    """Freeze worker `pid` (SIGSTOP) and return its running trial, or resume it and return None.
+
+    Read from a frozen worker, the trial cannot finish between the read and the kill (CI once
+    killed a worker whose trial had completed a moment after it was seen running).
+    """
+    os.kill(pid, signal.SIGSTOP)
+    mine = [
+        t
+        for t in study.get_trials(states=(TrialState.RUNNING,))
+        if t.user_attrs.get("worker", {}).get("pid") == pid
+    ]
+    if mine:
+        return mine[0]
+    os.kill(pid, signal.SIGCONT)  # between two trials: try again later
+    return None
+
+
 def check_sigkill_recovery(storage: str, data: Path, tmp_path: Path) -> None:
     process = cli(*run_args(storage, data, trials=5, epochs=30), cwd=tmp_path, wait=False)
     victim = None
@@ -255,7 +279,9 @@ def check_sigkill_recovery(storage: str, data: Path, tmp_path: Path) -> None:
             t for t in study.get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs
         ]
         if running and search.count_finished(study) >= 1:
-            victim = running[0]
+            victim = running_trial_of_a_stopped_worker(
+                study, running[0].user_attrs["worker"]["pid"]
+            )
     assert victim is not None, "no trial was running after 2 minutes"
     before = {t.number for t in study.get_trials(states=search.FINISHED)}
     os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
@@ -267,10 +293,10 @@ def check_sigkill_recovery(storage: str, data: Path, tmp_path: Path) -> None:
     assert before <= {
         t.number for t in study.get_trials(states=search.FINISHED)
     }  # nothing finished was lost
-    assert process.returncode == 0 and finished(storage) == 5  # the budget met in the same run
+    assert process.returncode == 0 and within_budget(finished(storage), 5)  # met in the same run
     out = cli(*run_args(storage, data, trials=5, epochs=30), cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "already has 5 finished trials" in out.stdout
+    assert f"already has {finished(storage)} finished trials" in out.stdout
 
 
 def test_two_workers_on_the_default_journal_storage(toy_npz, tmp_path):
