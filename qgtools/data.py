@@ -21,7 +21,7 @@ import json
 import os
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -231,6 +231,7 @@ def load(
     source: str | os.PathLike = "auto",
     cache_dir: str | os.PathLike | None = None,
     timeout: float = 30.0,
+    on_fallback: Callable[[str], object] | None = None,
 ) -> JetData:
     """Load the quark/gluon jets.
 
@@ -245,6 +246,9 @@ def load(
             layout energyflow uses); default ``$QG_DATA_DIR``, else ``~/.energyflow``.
         timeout: seconds without progress before a download is abandoned (the whole
             download has :func:`qgtools.download.fetch`'s deadline too).
+        on_fallback: when ``"auto"`` falls back to the sample, called with the message
+            instead of warning it; notebooks pass ``print``, so the note is plain output
+            rather than a warning box that starts with the kernel's file path.
 
     Returns:
         A :class:`JetData` whose ``origin`` says which data it is.
@@ -263,7 +267,7 @@ def load(
     elif source == "energyflow":
         data = _load_energyflow_file(download.fetch(cache_dir, timeout=timeout))
     elif source == "auto":
-        data = _load_auto(cache_dir, timeout)
+        data = _load_auto(cache_dir, timeout, on_fallback)
     else:
         raise ValueError(
             f"Unknown data source {source!r}: use 'auto', 'energyflow', 'sample' or a path to a "
@@ -272,7 +276,11 @@ def load(
     return data.head(num_data)
 
 
-def _load_auto(cache_dir: str | os.PathLike | None, timeout: float) -> JetData:
+def _load_auto(
+    cache_dir: str | os.PathLike | None,
+    timeout: float,
+    on_fallback: Callable[[str], object] | None,
+) -> JetData:
     offline = env_flag("QG_OFFLINE")  # a value it does not understand is an error, at once
     path = download.cached_path(cache_dir)
     reason = download.cache_problem(path)
@@ -299,12 +307,14 @@ def _load_auto(cache_dir: str | os.PathLike | None, timeout: float) -> JetData:
             failed = reason + "; the download failed too" if reason else "the download failed"
             reason = f"{failed} ({error})"
     data = load_sample()
-    warnings.warn(
+    message = (
         f"Using {data.source}, not the real EnergyFlow dataset, because {reason}. "
-        + HOW_TO_GET_REAL,
-        DataSourceWarning,
-        stacklevel=3,
+        + HOW_TO_GET_REAL
     )
+    if on_fallback is None:
+        warnings.warn(message, DataSourceWarning, stacklevel=3)
+    else:
+        on_fallback(message)
     return data
 
 

@@ -232,6 +232,17 @@ def test_auto_offline_falls_back_to_the_sample_with_one_warning(tmp_path, monkey
     assert "offline sample" in loaded.source and len(loaded) == 100
 
 
+def test_auto_fallback_can_be_printed_instead_of_warned(tmp_path, monkeypatch):
+    monkeypatch.setenv("QG_OFFLINE", "1")
+    said = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning at all: notebooks show the note as output
+        loaded = data.load(num_data=100, cache_dir=tmp_path, on_fallback=said.append)
+    assert len(said) == 1 and said[0].startswith(f"Using {data.load_sample().source}")
+    assert "QG_OFFLINE=1" in said[0] and "qgtools.data fetch" in said[0]
+    assert "offline sample" in loaded.source
+
+
 def test_auto_with_a_corrupt_cache_says_where_and_keeps_it(tmp_path, monkeypatch):
     monkeypatch.setenv("QG_OFFLINE", "1")
     cached = data.cached_path(tmp_path)
