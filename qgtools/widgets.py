@@ -1,8 +1,9 @@
 """An ipywidgets explorer for manual search; used in notebook 04.
 
-:class:`TrainingExplorer` holds sliders and dropdowns for a few hyperparameters, a Train
-button, a live learning curve and the resulting rejection. Its logic (reading the controls,
-training, recording results) is plain Python, so it is tested without a browser.
+:class:`TrainingExplorer` holds controls for a few hyperparameters, a Train button, a live
+learning curve and the resulting rejection. Its logic (reading the controls, training,
+recording results) is plain Python, so it is tested without a browser; tests/test_browser.py
+checks what it looks like in JupyterLab.
 """
 
 from __future__ import annotations
@@ -11,12 +12,30 @@ import ipywidgets as w
 import matplotlib.pyplot as plt
 from IPython.display import display
 from lightning.pytorch import Callback
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from qgtools.data import JetData
 from qgtools.model import ACTIVATIONS, CPU_HPARAMS, HParams
 from qgtools.plots import learning_curves
 from qgtools.preprocessing import PREPROCESSING_KINDS
 from qgtools.train import TrainResult, fit
+
+
+def curve_figure(history: list[dict], max_epochs: int) -> Figure:
+    """The learning curves so far, on an epoch axis from 1 to ``max_epochs`` from the first
+    epoch on (one point is a marker on the run's whole axis, not a point on a 0.96-1.04 axis)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
+    learning_curves(history, axes)
+    axes[0].set_title("loss")
+    axes[1].set(title="gluon rejection at 50% quark efficiency", ylabel="rejection (val)")
+    for ax in axes:
+        ax.set_xlim(0.5, max_epochs + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        for line in ax.get_lines():
+            if line.get_marker() in ("None", None, ""):
+                line.set_marker(".")
+    return fig
 
 
 class LiveCurve(Callback):
@@ -31,15 +50,28 @@ class LiveCurve(Callback):
             return
         with self.output:
             self.output.clear_output(wait=True)
-            fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-            learning_curves(pl_module.history, axes)
+            fig = curve_figure(pl_module.history, trainer.max_epochs)
             plt.show()
             plt.close(fig)
         self.redraws += 1
 
 
+def short_float(x: float) -> str:
+    """``3.0e-4`` for 0.0003: two significant digits, no padded exponent."""
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+CONTROL_LAYOUT = {"width": "320px"}
+CONTROL_STYLE = {"description_width": "95px"}
+CELL_STYLE = "padding: 2px 12px; text-align: right"
+
+
 class TrainingExplorer:
-    """Sliders for a few hyperparameters, a Train button, a live curve and the results table.
+    """Controls for a few hyperparameters, a Train button, a live curve and the results table.
+
+    The learning rate is typed, not slid: a log slider snaps 3.0e-4 to 3.16e-4 and sends that
+    back, so the next run would use a value nobody chose.
 
     Args:
         data: the jets to train on (split with ``split_seed`` inside ``fit``).
@@ -62,24 +94,25 @@ class TrainingExplorer:
         self.data, self.split_seed, self.num_threads = data, split_seed, num_threads
         self.base = base or CPU_HPARAMS
         b = self.base
+        look = {"layout": w.Layout(**CONTROL_LAYOUT), "style": CONTROL_STYLE}
         self.controls: dict[str, w.ValueWidget] = {
-            "n_layers": w.IntSlider(value=b.n_layers, min=1, max=6, description="layers"),
+            "n_layers": w.IntSlider(value=b.n_layers, min=1, max=6, description="layers", **look),
             "n_channels": w.Dropdown(
-                options=[16, 32, 64, 128, 256], value=b.n_channels, description="channels"
+                options=[16, 32, 64, 128, 256], value=b.n_channels, description="channels", **look
             ),
-            "lr": w.FloatLogSlider(
-                value=b.lr, base=10, min=-4, max=-1, step=0.25, description="lr"
-            ),
+            "lr": w.FloatText(value=b.lr, description="learning rate", **look),
             "dropout": w.FloatSlider(
-                value=b.dropout, min=0.0, max=0.5, step=0.05, description="dropout"
+                value=b.dropout, min=0.0, max=0.5, step=0.05, description="dropout", **look
             ),
             "hidden_activation": w.Dropdown(
-                options=ACTIVATIONS, value=b.hidden_activation, description="activation"
+                options=ACTIVATIONS, value=b.hidden_activation, description="activation", **look
             ),
             "preprocessing": w.Dropdown(
-                options=PREPROCESSING_KINDS, value=b.preprocessing, description="inputs"
+                options=PREPROCESSING_KINDS, value=b.preprocessing, description="inputs", **look
             ),
-            "max_epochs": w.IntSlider(value=max_epochs, min=1, max=30, description="epochs"),
+            "max_epochs": w.IntSlider(
+                value=max_epochs, min=1, max=30, description="epochs", **look
+            ),
         }
         self.button = w.Button(description="Train", button_style="primary")
         self.status = w.HTML("Set the hyperparameters and press Train.")
@@ -102,7 +135,8 @@ class TrainingExplorer:
             return None
         self.button.disabled = True
         self.status.value = (
-            f"Training {hp.n_layers} x {hp.n_channels} for {hp.max_epochs} epochs..."
+            f"Training {hp.n_layers} x {hp.n_channels} at learning rate {short_float(hp.lr)}, "
+            f"epochs: {hp.max_epochs}..."
         )
         try:
             result = fit(
@@ -127,22 +161,34 @@ class TrainingExplorer:
     def results_html(self) -> str:
         """All runs so far as an HTML table, best validation rejection first."""
         rows = sorted(self.results, key=lambda r: -r[1].best_val_rejection)
-        cells = "".join(
-            f"<tr><td>{hp.n_layers}x{hp.n_channels}</td><td>{hp.lr:.1e}</td><td>{hp.dropout:.2f}</td>"
-            f"<td>{hp.hidden_activation}</td><td>{hp.preprocessing}</td><td>{hp.max_epochs}</td>"
-            f"<td>{r.best_val_rejection:.1f}</td><td>{r.best_val_auc:.3f}</td></tr>"
+        head = ("net", "lr", "dropout", "activation", "inputs", "epochs", "val rej.", "val AUC")
+        body = [
+            (
+                f"{hp.n_layers} x {hp.n_channels}",
+                short_float(hp.lr),
+                f"{hp.dropout:.2f}",
+                hp.hidden_activation,
+                hp.preprocessing,
+                hp.max_epochs,
+                f"{r.best_val_rejection:.1f}",
+                f"{r.best_val_auc:.3f}",
+            )
             for hp, r in rows
+        ]
+        th = "".join(f'<th style="{CELL_STYLE}">{h}</th>' for h in head)
+        trs = "".join(
+            "<tr>" + "".join(f'<td style="{CELL_STYLE}">{v}</td>' for v in row) + "</tr>"
+            for row in body
         )
-        head = (
-            "<tr><th>net</th><th>lr</th><th>dropout</th><th>act.</th><th>inputs</th><th>epochs</th>"
-            "<th>val rej.</th><th>val AUC</th></tr>"
-        )
-        return f"<table>{head}{cells}</table>"
+        return f'<table style="border-collapse: collapse"><tr>{th}</tr>{trs}</table>'
 
     def widget(self) -> w.Widget:
-        """The whole explorer as one widget."""
-        controls = w.VBox(list(self.controls.values()) + [self.button])
-        return w.VBox([w.HBox([controls, self.curve]), self.status, self.table])
+        """The whole explorer as one widget: controls in two columns, then button and status,
+        the curve and the table (a column beside a 9-inch curve would not fit a notebook)."""
+        controls = list(self.controls.values())
+        half = (len(controls) + 1) // 2
+        columns = w.HBox([w.VBox(controls[:half]), w.VBox(controls[half:])])
+        return w.VBox([columns, w.HBox([self.button, self.status]), self.curve, self.table])
 
     def _ipython_display_(self) -> None:
         display(self.widget())
