@@ -11,10 +11,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python requirements.txt requirements-generate.txt pyproject.toml
+$(VENV)/.installed: $(BIN)/python requirements.txt requirements-generate.txt pyproject.toml binder/overrides.json
 	$(BIN)/pip install -r requirements.txt -r requirements-generate.txt
 	$(BIN)/pip install --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	# JupyterLab settings for this environment only (no news pop-up, long code lines wrap)
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp binder/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt

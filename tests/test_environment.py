@@ -66,3 +66,15 @@ def test_test_tools_are_pinned_in_their_own_file_only():
 
 def test_binder_installs_qgtools():
     assert "pip install --no-deps -e ." in (ROOT / "binder" / "postBuild").read_text()
+
+
+def test_jupyterlab_settings_are_shipped_into_the_environments_prefix():
+    import json
+
+    overrides = json.loads((ROOT / "binder" / "overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    assert "share/jupyter/lab/settings/overrides.json" in (ROOT / "Makefile").read_text()
+    post_build = (ROOT / "binder" / "postBuild").read_text()
+    assert "sys.prefix" in post_build and "binder/overrides.json" in post_build
+    # never the user's own configuration
+    assert "~/.jupyter" not in post_build and "$HOME" not in post_build
