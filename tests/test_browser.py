@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from browser import (
+    EXPECTED_STDERR,
     NEWS_QUESTION,
     JupyterLab,
     chromium_page,
@@ -119,3 +120,33 @@ def check_the_explorer(page) -> None:
     assert rows.count() == before + 1, "no new row in the results table after Train"
     assert cell.locator("td", has_text="3.0e-4").count() == 1, cell.locator("table").inner_text()
     assert image.get_attribute("src") != drawn, "the curve was not redrawn"
+
+
+def code_cell(outputs: list[dict], tags: list[str] = ()) -> dict:
+    return {
+        "cell_type": "code",
+        "source": ["x = 1\n"],
+        "metadata": {"tags": list(tags)},
+        "outputs": outputs,
+    }
+
+
+def stderr(text: str) -> dict:
+    return {"output_type": "stream", "name": "stderr", "text": [text]}
+
+
+def test_only_declared_stderr_passes_and_never_the_offline_data_note():
+    error = {"output_type": "error", "ename": "ValueError", "evalue": "bad", "traceback": []}
+    stdout = {"output_type": "stream", "name": "stdout", "text": ["fine\n"]}
+    reason = f"{EXPECTED_STDERR}lightning-says-so"
+    cells = [
+        code_cell([stdout]),  # 1: fine
+        code_cell([stderr("noise\n")]),  # 2: undeclared stderr
+        code_cell([stderr("noise\n")], [reason]),  # 3: declared, with a reason: fine
+        code_cell([stderr("noise\n")], [EXPECTED_STDERR]),  # 4: a tag without a reason
+        code_cell([stderr("Using offline sample (...)\n")], [reason]),  # 5: never allowed
+        code_cell([error], [reason]),  # 6: an error, whatever the tags
+    ]
+    problems = unexpected_outputs({"cells": [{"cell_type": "markdown", "source": []}, *cells]})
+    assert [p.split(" (")[0] for p in problems] == [f"code cell {n}" for n in (2, 4, 5, 6)]
+    assert "ValueError: bad" in problems[-1]
