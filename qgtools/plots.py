@@ -1,35 +1,70 @@
 """Plots the notebooks share, and the pictures that explain the search methods.
 
-Learning curves and the HEP rejection curve (notebooks 02-03); the Pareto front (07); TPE's
-good/bad split and its two densities, the median pruner's decision, and the successive-halving
-and Hyperband schedules (05). Plain arrays in, matplotlib axes out; no Optuna here.
+Axis labels for the features (01); learning curves and the HEP rejection curve (notebooks 02-03);
+the Pareto front (07); TPE's good/bad split and its two densities, the median pruner's decision,
+the successive-halving and Hyperband schedules, and a study's slice plot (05). Plain arrays (or
+Optuna's trials, read through their attributes) in, matplotlib axes out; no Optuna import here.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import ticker
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 
-from qgtools import metrics
+from qgtools import data, metrics
+
+_TAU_NAME = re.compile(r"tau_(\d+)\^\((.+)\)")
+
+
+def feature_label(name: str) -> str:
+    r"""Matplotlib mathtext for a name of ``data.FEATURE_NAMES`` or a ratio of two:
+    ``feature_label("tau_2^(1)/tau_1^(1)") == r"$\tau_{2}^{(1)}/\tau_{1}^{(1)}$"``. Notebook 01.
+    """
+    parts = name.split("/")
+    if len(parts) > 2 or any(part not in data.FEATURE_NAMES for part in parts):
+        raise ValueError(
+            f"Unknown feature {name!r}: use a name of data.FEATURE_NAMES, such as 'tau_1^(0.5)', "
+            "or a ratio of two, such as 'tau_2^(1)/tau_1^(1)'."
+        )
+    taus = [_TAU_NAME.fullmatch(part).groups() for part in parts]
+    return "$" + "/".join(rf"\tau_{{{n}}}^{{({beta})}}" for n, beta in taus) + "$"
 
 
 def learning_curves(
-    history: Sequence[dict], axes: Sequence[plt.Axes] | None = None, label: str = ""
+    history: Sequence[dict],
+    axes: Sequence[plt.Axes] | None = None,
+    label: str = "",
+    max_epochs: int | None = None,
 ) -> np.ndarray:
-    """Loss (train and val) and validation rejection per epoch, side by side."""
+    """Loss (train and val) and validation rejection per epoch, side by side, on integer epoch
+    ticks; ``max_epochs`` fixes the epoch axis from the start (a live curve's first point is then
+    a marker on the run's whole axis)."""
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
     epochs = [h["epoch"] + 1 for h in history]
-    axes[0].plot(epochs, [h["train_loss"] for h in history], "--", label=f"train {label}".strip())
-    axes[0].plot(epochs, [h["val_loss"] for h in history], label=f"val {label}".strip())
-    axes[0].set(xlabel="epoch", ylabel="BCE loss")
+    axes[0].plot(epochs, [h["train_loss"] for h in history], "--.", label=f"train {label}".strip())
+    axes[0].plot(epochs, [h["val_loss"] for h in history], ".-", label=f"val {label}".strip())
+    axes[0].set(xlabel="epoch", ylabel="BCE loss", title="loss")
     axes[0].legend()
     axes[1].plot(epochs, [h["val_rejection"] for h in history], marker="o", label=label or None)
-    axes[1].set(xlabel="epoch", ylabel="gluon rejection at 50% quark eff. (val)")
+    axes[1].set(
+        xlabel="epoch",
+        ylabel="rejection (val)",
+        title="gluon rejection at 50% quark efficiency",
+    )
     if label:
         axes[1].legend()
+    for ax in axes:
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
+        if max_epochs is not None:
+            ax.set_xlim(0.5, max_epochs + 0.5)
     return np.asarray(axes)
 
 
@@ -350,3 +385,121 @@ def halving_rungs(
     ax.set(xscale="log", yscale="log", xlabel="epochs per trial", ylabel="trials still running")
     ax.legend(fontsize="small")
     return ax
+
+
+# --------------------------------------------------------------------------- a study's slices (05)
+
+
+def slice_plot(
+    trials, params: Sequence[str], target_name: str, axes: Sequence[plt.Axes] | None = None
+) -> np.ndarray:
+    """The objective against each hyperparameter, one panel per parameter, each point a trial
+    coloured by its number: what Optuna's ``plot_slice`` shows, with readable axes (a log axis
+    with few ticks for log-searched numbers, one tick per category). Notebooks 05 and 06.
+
+    Args:
+        trials: a study, or its trials (Optuna's ``FrozenTrial`` or anything with ``number``,
+            ``params``, ``values`` and ``distributions``); those without a value (pruned,
+            failed, running) are left out; the first objective of several is drawn.
+        params: the hyperparameters to draw, one panel each.
+        target_name: what the objective is, for the y axis.
+        axes: one axes per parameter; new ones, four to a row, when None.
+
+    Returns:
+        The axes, one scatter each.
+    """
+    scored = [t for t in getattr(trials, "trials", trials) if t.values]
+    if not scored:
+        raise ValueError("No trial with a value: a slice plot needs at least one complete trial.")
+    known = list(dict.fromkeys(name for t in scored for name in t.params))
+    unknown = [name for name in params if name not in known]
+    if unknown or not params:
+        raise ValueError(f"No complete trial has the parameters {unknown}: use some of {known}.")
+    if axes is None:
+        axes = _slice_axes(len(params))
+    axes = np.asarray(axes).ravel()
+    if len(axes) != len(params):
+        raise ValueError(f"{len(axes)} axes for {len(params)} parameters: give one per parameter.")
+    numbers = [t.number for t in scored]
+    colours = ScalarMappable(Normalize(min(numbers), max(max(numbers), min(numbers) + 1)))
+    rng = np.random.default_rng(0)  # the jitter of categories: the same picture every time
+    for ax, name in zip(axes, params, strict=True):
+        drawn = [t for t in scored if name in t.params]
+        distribution = drawn[0].distributions[name]
+        x = [t.params[name] for t in drawn]
+        if hasattr(distribution, "choices"):
+            x = _categorical_axis(ax, x, distribution.choices, rng)
+        else:
+            _numeric_axis(ax, distribution.low, distribution.high, distribution.log)
+        drawn_numbers = np.array([t.number for t in drawn])
+        ax.scatter(
+            x, [t.values[0] for t in drawn], c=colours.to_rgba(drawn_numbers), edgecolors="k"
+        )
+        ax.set_xlabel(name)
+        spec = ax.get_subplotspec()
+        if ax is axes[0] or (spec is not None and spec.is_first_col()):
+            ax.set_ylabel(target_name)
+    ticks = ticker.MaxNLocator(nbins=5, integer=True)
+    axes[0].figure.colorbar(colours, ax=list(axes), label="trial number", ticks=ticks)
+    return axes
+
+
+def _slice_axes(n_panels: int) -> np.ndarray:
+    """``n_panels`` axes sharing their y axis, four to a row, on a new figure."""
+    ncols = min(4, n_panels)
+    nrows = -(-n_panels // ncols)
+    size = (2.5 * ncols + 0.8, 2.9 * nrows)
+    _, grid = plt.subplots(
+        nrows, ncols, figsize=size, sharey=True, squeeze=False, layout="constrained"
+    )
+    for ax in grid.ravel()[n_panels:]:
+        ax.remove()
+    return grid.ravel()[:n_panels]
+
+
+def _categorical_axis(
+    ax: plt.Axes, values: Sequence, choices: Sequence, rng: np.random.Generator
+) -> np.ndarray:
+    """One tick per category at 0, 1, ... (labels turned when long); returns the positions of
+    ``values``, jittered so that trials of one category stay apart."""
+    labels = [str(choice) for choice in choices]
+    turned = sum(map(len, labels)) > 14 or max(map(len, labels)) > 8
+    ax.set_xticks(range(len(labels)), labels)
+    if turned:
+        ax.tick_params(axis="x", labelrotation=35)
+        for label in ax.get_xticklabels():
+            label.set(ha="right", rotation_mode="anchor")
+    ax.set_xlim(-0.5, len(labels) - 0.5)
+    at = np.array([list(choices).index(value) for value in values], dtype=float)
+    return at + rng.uniform(-0.15, 0.15, len(at))
+
+
+def _numeric_axis(ax: plt.Axes, low: float, high: float, log: bool) -> None:
+    """The search range ``[low, high]`` with at most four ticks: on a log axis at powers of 2
+    (integers) or 10 for a log-searched parameter, else evenly spaced."""
+    integer = isinstance(low, int) and isinstance(high, int)
+    if not log:
+        margin = 0.05 * (high - low)
+        ax.set_xlim(low - margin, high + margin)
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=4, integer=integer))
+        return
+    ax.set_xscale("log")
+    margin = (high / low) ** 0.05
+    ax.set_xlim(low / margin, high * margin)
+    ticks = _log_ticks(low, high, base=2 if integer else 10)
+    ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
+    if integer:
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    else:
+        ax.xaxis.set_major_formatter(ticker.LogFormatterSciNotation(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _log_ticks(low: float, high: float, base: int) -> list[float]:
+    """At most four powers of ``base`` inside ``[low, high]``, evenly thinned; ``[low, high]``
+    when fewer than two fit."""
+    first = math.ceil(math.log(low, base) - 1e-9)
+    last = math.floor(math.log(high, base) + 1e-9)
+    powers = [float(base) ** k for k in range(first, last + 1)]
+    powers = powers[:: -(-len(powers) // 4)] if powers else powers
+    return powers if len(powers) >= 2 else [float(low), float(high)]

@@ -13,7 +13,6 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 from lightning.pytorch import Callback
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from qgtools.data import JetData
 from qgtools.model import ACTIVATIONS, CPU_HPARAMS, HParams
@@ -26,15 +25,7 @@ def curve_figure(history: list[dict], max_epochs: int) -> Figure:
     """The learning curves so far, on an epoch axis from 1 to ``max_epochs`` from the first
     epoch on (one point is a marker on the run's whole axis, not a point on a 0.96-1.04 axis)."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
-    learning_curves(history, axes)
-    axes[0].set_title("loss")
-    axes[1].set(title="gluon rejection at 50% quark efficiency", ylabel="rejection (val)")
-    for ax in axes:
-        ax.set_xlim(0.5, max_epochs + 0.5)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        for line in ax.get_lines():
-            if line.get_marker() in ("None", None, ""):
-                line.set_marker(".")
+    learning_curves(history, axes, max_epochs=max_epochs)
     return fig
 
 

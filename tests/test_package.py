@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "preprocessing": 1,
     "data": 2,
     "baselines": 3,
+    "plots": 3,  # matplotlib on data and metrics; search's report draws with it
     # model: torch
     "model": 4,
     # train: Lightning
@@ -27,7 +28,6 @@ LAYERS: dict[str, int] = {
     # search: Optuna
     "search": 6,
     # on top: anything below
-    "plots": 7,
     "widgets": 8,
     "check": 8,
     "generate": 8,

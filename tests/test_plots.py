@@ -1,6 +1,9 @@
-"""The search pictures of notebook 05: TPE's densities, the median pruner, successive halving."""
+"""The pictures of the notebooks: feature labels (01), the search pictures of 05 (TPE's densities,
+the median pruner, successive halving, a study's slices)."""
 
 from __future__ import annotations
+
+import itertools
 
 import matplotlib
 
@@ -21,6 +24,24 @@ def _close_figures():
 
 def labels(ax) -> list[str]:
     return [line.get_label() for line in ax.get_lines()]
+
+
+# --------------------------------------------------------------------------- learning curves
+
+
+def test_learning_curves_use_whole_epochs_and_labels_that_do_not_overlap():
+    history = [
+        {"epoch": e, "train_loss": 0.6 - e / 100, "val_loss": 0.55, "val_rejection": 12.0 + e}
+        for e in range(2)
+    ]
+    axes = plots.learning_curves(history)
+    assert axes[0].figure.get_layout_engine() is not None  # constrained: no overlapping labels
+    for ax in axes:
+        low, high = ax.get_xlim()
+        assert [t for t in ax.get_xticks() if low <= t <= high] == [1, 2]  # not 1.0, 1.2, ...
+    assert len(axes[1].get_ylabel()) <= 20  # fits beside a 3.2-inch panel; the title says more
+    shown = plots.learning_curves(history, max_epochs=10)
+    assert shown[0].get_xlim() == (0.5, 10.5)
 
 
 # --------------------------------------------------------------------------- TPE
@@ -168,3 +189,124 @@ def test_halving_rungs_draws_one_line_per_bracket():
     assert labels(plots.halving_rungs(brackets[:1], labels=["27 trials"])) == ["27 trials"]
     with pytest.raises(ValueError, match="2 labels for 4 brackets"):
         plots.halving_rungs(brackets, labels=["a", "b"])
+
+
+# --------------------------------------------------------------------------- feature labels
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("tau_1^(0.5)", r"$\tau_{1}^{(0.5)}$"),
+        ("tau_15^(2)", r"$\tau_{15}^{(2)}$"),
+        ("tau_2^(1)/tau_1^(1)", r"$\tau_{2}^{(1)}/\tau_{1}^{(1)}$"),
+    ],
+)
+def test_feature_label_is_mathtext_that_matplotlib_renders(name, label):
+    from matplotlib.mathtext import MathTextParser
+
+    assert plots.feature_label(name) == label
+    MathTextParser("agg").parse(label)  # raises on mathtext matplotlib cannot draw
+
+
+def test_every_feature_has_a_label_and_unknown_names_are_errors():
+    from qgtools import data
+
+    assert len({plots.feature_label(name) for name in data.FEATURE_NAMES}) == 45
+    for bad in ("tau_16^(1)", "tau_1^1", "τ_1^(1)", "tau_2^(1)/tau_1^(1)/tau_1^(1)", ""):
+        with pytest.raises(ValueError, match="data.FEATURE_NAMES"):
+            plots.feature_label(bad)
+
+
+# --------------------------------------------------------------------------- slice plot
+
+
+def space_trials(n: int) -> list:
+    """``n`` complete trials of a four-parameter space like notebook 05's, plus a pruned one."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    distributions = {
+        "lr": FloatDistribution(1e-4, 3e-2, log=True),
+        "n_channels": IntDistribution(16, 256, log=True),
+        "batch_size": CategoricalDistribution([128, 256, 512, 1024]),
+        "preprocessing": CategoricalDistribution(["none", "standardize", "log+standardize"]),
+        "dropout": FloatDistribution(0.0, 0.5),
+    }
+    rng = np.random.default_rng(n)
+    trials = []
+    for number in range(n + 1):
+        params = {
+            "lr": float(10 ** rng.uniform(-4, -1.6)),
+            "n_channels": int(2 ** rng.uniform(4, 8)),
+            "batch_size": [128, 256, 512, 1024][number % 4],
+            "preprocessing": ["none", "standardize", "log+standardize"][number % 3],
+            "dropout": float(rng.uniform(0, 0.5)),
+        }
+        last = number == n
+        trial = create_trial(
+            params=params,
+            distributions=distributions,
+            value=None if last else float(rng.uniform(10, 25)),
+            state=TrialState.PRUNED if last else TrialState.COMPLETE,
+        )
+        trial.number = number
+        trials.append(trial)
+    return trials
+
+
+def overlapping(ax: plt.Axes) -> bool:
+    """Whether two neighbouring x tick labels of a drawn axes overlap: their boxes, or for
+    labels turned by the same angle (parallel strips) their distance across the text."""
+    labels = [label for label in ax.get_xticklabels() if label.get_text()]
+    for a, b in itertools.pairwise(labels):
+        angle = np.radians(a.get_rotation())
+        if angle == 0:
+            if a.get_window_extent().overlaps(b.get_window_extent()):
+                return True
+            continue
+        x_a, x_b = (ax.transData.transform((label.get_position()[0], 0))[0] for label in (a, b))
+        line_height = 1.2 * a.get_fontsize() * ax.figure.dpi / 72
+        if abs(x_b - x_a) * np.sin(angle) < line_height:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("n", [2, 40])
+def test_slice_plot_has_one_readable_panel_per_parameter(n):
+    params = ["lr", "n_channels", "batch_size", "preprocessing", "dropout"]
+    axes = plots.slice_plot(space_trials(n), params, "gluon rejection (val)")
+    assert [ax.get_xlabel() for ax in axes] == params
+    assert axes[0].get_ylabel() == "gluon rejection (val)"
+    assert axes[4].get_ylabel() == "gluon rejection (val)"  # the first panel of the second row
+    assert [len(ax.collections[0].get_offsets()) for ax in axes] == [n] * 5  # the pruned one: out
+    lr, channels, batch, preprocessing, dropout = axes
+    assert lr.get_xscale() == channels.get_xscale() == "log" and dropout.get_xscale() == "linear"
+    assert channels.get_xticks().tolist() == [16, 64, 256]  # powers of 2, at most four
+    assert lr.get_xticks().tolist() == pytest.approx([1e-4, 1e-3, 1e-2])
+    assert [t.get_text() for t in batch.get_xticklabels()] == ["128", "256", "512", "1024"]
+    names = [t.get_text() for t in preprocessing.get_xticklabels()]
+    assert names == ["none", "standardize", "log+standardize"]  # one tick each, never merged
+    assert preprocessing.get_xticks().tolist() == [0, 1, 2]
+    x = preprocessing.collections[0].get_offsets()[:, 0]
+    assert np.all(np.abs(x - np.round(x)) <= 0.15)  # jittered around their own tick
+    axes[0].figure.canvas.draw()
+    for ax in axes:
+        assert not overlapping(ax), ax.get_xlabel()
+    colour_bar = axes[0].figure.axes[-1]
+    assert colour_bar.get_ylabel() == "trial number"
+    assert all(float(tick).is_integer() for tick in colour_bar.get_yticks())
+
+
+def test_slice_plot_takes_a_study_and_names_unknown_parameters():
+    class Study:
+        trials = space_trials(3)
+
+    (ax,) = plots.slice_plot(Study(), ["lr"], "objective")
+    assert ax.get_ylabel() == "objective"
+    with pytest.raises(ValueError, match=r"\['momentum'\].*'lr'"):
+        plots.slice_plot(space_trials(3), ["lr", "momentum"], "objective")
+    with pytest.raises(ValueError, match="at least one complete trial"):
+        plots.slice_plot(space_trials(0), ["lr"], "objective")
+    with pytest.raises(ValueError, match="2 axes for 1 parameters"):
+        plots.slice_plot(space_trials(3), ["lr"], "objective", axes=plt.subplots(1, 2)[1])
