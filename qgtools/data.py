@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
@@ -313,8 +314,8 @@ def _load_auto(
     )
     if on_fallback is None:
         warnings.warn(message, DataSourceWarning, stacklevel=3)
-    else:
-        on_fallback(message)
+    else:  # a note in a notebook: lines a reader can take in, broken between words
+        on_fallback(textwrap.fill(message, 100, break_long_words=False, break_on_hyphens=False))
     return data
 
 

@@ -671,12 +671,35 @@ class StudySummary:
     last_fail_reason: str | None = None
 
     def __str__(self) -> str:
+        finished = f"{self.finished} finished trial{'s' * (self.finished != 1)}"
         if self.best_value is None:
-            return f"Study {self.study!r}: {self.finished} finished trials; no complete trial yet"
+            return f"Study {self.study!r}: {finished}; no complete trial yet"
         return (
-            f"Study {self.study!r}: {self.finished} finished trials; best #{self.best_number}: "
-            f"validation rejection {self.best_value:.1f} with {self.best_params}"
+            f"Study {self.study!r}: {finished}; best #{self.best_number}: "
+            f"validation rejection {self.best_value:.1f} with\n{format_params(self.best_params)}"
         )
+
+
+def format_params(params: Mapping[str, object], width: int = 88, indent: str = "    ") -> str:
+    """``name=value`` pairs, floats to 3 significant digits, wrapped into lines of at most
+    ``width`` characters that each start with ``indent`` (a long line runs off a terminal, and
+    JupyterLab breaks it mid-word). Notebook 06 and the report.
+
+    Returns:
+        The lines joined by newlines (``""`` for no parameters), each pair whole on one line, a
+        comma ending every line but the last: ``    lr=0.00123, n_channels=64, batch_size=256``.
+    """
+    pairs = [
+        f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
+        for name, value in params.items()
+    ]
+    lines: list[str] = []
+    for pair in pairs:
+        if lines and len(indent) + len(lines[-1]) + len(pair) + 3 <= width:  # ", " and ","
+            lines[-1] += f", {pair}"
+        else:
+            lines.append(pair)
+    return ",\n".join(indent + line for line in lines)
 
 
 def _worker(index: int, job: _Job) -> None:
@@ -751,9 +774,12 @@ def run_study(
     started at once never repeat a configuration, and a fresh study run the same way with one
     worker gets the same trials). Trials of workers that died are marked failed (here and at
     the next run), and a worker killed by a signal is replaced while the budget is not met.
-    Ctrl-C stops the workers, marks their running trials failed ("interrupted") and raises
-    ``KeyboardInterrupt``. Bad arguments and data are ``ValueError`` before any worker starts
-    or any storage is touched. What ``python -m qgtools.search run`` calls.
+    Workers that reach the end of the budget together may each start one last trial, so a run
+    can finish up to ``workers - 1`` trials more than ``n_trials`` (as with Optuna's
+    ``MaxTrialsCallback``). Ctrl-C stops the workers, marks their running trials failed
+    ("interrupted") and raises ``KeyboardInterrupt``. Bad arguments and data are
+    ``ValueError`` before any worker starts or any storage is touched. What ``python -m
+    qgtools.search run`` calls.
 
     The study records the settings that make its trials comparable (the data's origin and jet
     count, the split seed, the space and ``max_epochs``) in its user attribute ``settings``
@@ -1001,7 +1027,13 @@ def _sigint_ignored_by_children():
 def report(
     study: str, storage: str | os.PathLike | None = None, out: str | os.PathLike = "reports"
 ) -> list[Path]:
-    """Print the best trials and write the standard plots as PNG files; returns their paths.
+    """Print the best trials and write the plots as PNG files; returns their paths.
+
+    The plots: the optimisation history, the hyperparameter importances (only from
+    ``MIN_TRIALS_FOR_IMPORTANCES`` complete trials on; fewer are said in a line instead) and
+    :func:`qgtools.plots.slice_plot` of every hyperparameter, with the objective's name on the
+    y axes and fonts that stay readable at the PNG's own size. No contour plot: from a few trials
+    in a space of many dimensions it interpolates where the sampler went, not the objective.
 
     Optuna's warnings about the plots (experimental API, parameters with one value in a small
     study) are silenced here only, not for the caller. A study that does not exist is a
@@ -1059,9 +1091,6 @@ def _in_memory(url: str) -> bool:
 
 
 def _report(study: str, storage: str | os.PathLike | None, out: str | os.PathLike) -> list[Path]:
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as ovm
-
     the_study = optuna.load_study(study_name=study, storage=_open_existing(study, storage))
     complete = the_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     states = {
@@ -1074,30 +1103,87 @@ def _report(study: str, storage: str | os.PathLike | None, out: str | os.PathLik
         return []
     for trial in sorted(complete, key=lambda t: -t.values[0])[:5]:
         values = ", ".join(f"{v:.4g}" for v in trial.values)
-        print(f"  #{trial.number:<4} value {values:<16} {trial.params}")
+        params = format_params(trial.params, indent=" " * 8)
+        print(f"  #{trial.number:<4} value {values} with\n{params}")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    plots = {
-        "history": ovm.plot_optimization_history,
-        "importances": ovm.plot_param_importances,
-        "slice": ovm.plot_slice,
-        "contour": ovm.plot_contour,
-    }
-    multi = len(the_study.directions) > 1
     file_stem = re.sub(r"[/\\]", "_", study)  # a study made elsewhere may hold them
     written = []
-    for name, plot in plots.items():
-        try:
-            plot(the_study, target=(lambda t: t.values[0]) if multi else None)
-        except (ValueError, RuntimeError, ZeroDivisionError) as error:
-            print(f"  ({name} plot skipped: {error})")
-            continue
+    for name, draw in _report_plots(the_study, complete).items():
         path = folder / f"{file_stem}-{name}.png"
-        plt.gcf().savefig(path, dpi=100, bbox_inches="tight")
-        plt.close("all")
-        print(f"  wrote {path}")
-        written.append(path)
+        if _save_plot(draw, path, name):
+            written.append(path)
     return written
+
+
+MIN_TRIALS_FOR_IMPORTANCES = 8
+"""Complete trials a study needs before its hyperparameter importances are drawn (notebook 05
+and the report). Optuna estimates them from the trials alone (by default in Optuna 5 with
+PED-ANOVA, which compares the best tenth of the trials with the rest): from fewer trials than
+this, fewer than the cpu space has hyperparameters, the ranking is noise."""
+
+
+def importances_skipped(n_complete: int) -> str | None:
+    """Why importances are not drawn from ``n_complete`` complete trials; ``None`` when they are."""
+    if n_complete >= MIN_TRIALS_FOR_IMPORTANCES:
+        return None
+    return (
+        f"{n_complete} complete trials, fewer than {MIN_TRIALS_FOR_IMPORTANCES}: "
+        "importances would be noise"
+    )
+
+
+def _report_plots(the_study: optuna.Study, complete: list[FrozenTrial]) -> dict[str, Callable]:
+    """The report's plots by name, each a function that draws it on a new figure."""
+    from matplotlib import ticker
+    from optuna.visualization import matplotlib as ovm
+
+    from qgtools import plots
+
+    target = (lambda t: t.values[0]) if len(the_study.directions) > 1 else None
+    target_name = _target_name(the_study)
+    params = list(dict.fromkeys(name for trial in complete for name in trial.params))
+
+    def history() -> None:
+        ax = ovm.plot_optimization_history(the_study, target=target, target_name=target_name)
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+
+    def importances() -> None:
+        skipped = importances_skipped(len(complete))
+        if skipped:
+            raise ValueError(skipped)
+        ovm.plot_param_importances(the_study, target=target, target_name=target_name)
+
+    return {
+        "history": history,
+        "importances": importances,
+        "slice": lambda: plots.slice_plot(complete, params, target_name),
+    }
+
+
+def _target_name(the_study: optuna.Study) -> str:
+    """The (first) objective's name for the plots' axes."""
+    if the_study.metric_names:
+        return the_study.metric_names[0]
+    return "validation rejection" if "settings" in the_study.user_attrs else "objective value"
+
+
+def _save_plot(draw: Callable[[], object], path: Path, name: str) -> bool:
+    """Draw a plot with readable fonts and save it as ``path``; say so, or why it was skipped."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    with matplotlib.rc_context({"font.size": 12, "figure.dpi": 100}):
+        try:
+            draw()
+        except (ValueError, RuntimeError, ZeroDivisionError) as error:
+            plt.close("all")
+            print(f"  ({name} plot skipped: {error})")
+            return False
+        plt.gcf().savefig(path, dpi=100, bbox_inches="tight")
+    plt.close("all")
+    print(f"  wrote {path}")
+    return True
 
 
 # --------------------------------------------------------------------------- command line

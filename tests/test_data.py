@@ -240,6 +240,7 @@ def test_auto_fallback_can_be_printed_instead_of_warned(tmp_path, monkeypatch):
         loaded = data.load(num_data=100, cache_dir=tmp_path, on_fallback=said.append)
     assert len(said) == 1 and said[0].startswith(f"Using {data.load_sample().source}")
     assert "QG_OFFLINE=1" in said[0] and "qgtools.data fetch" in said[0]
+    assert max(map(len, said[0].splitlines())) <= 100 < len(said[0])  # wrapped between words
     assert "offline sample" in loaded.source
 
 

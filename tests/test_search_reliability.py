@@ -435,3 +435,129 @@ def test_a_trial_created_but_never_claimed_by_this_runs_workers_is_failed(tmp_pa
     }
     assert study.trials[orphan.number].user_attrs["fail_reason"] == "stopped early"
     assert search.fail_unclaimed_trials(study, storage, before, "again", grace=0.0) == []
+
+
+# --------------------------------------------------------------------------- 10. a readable report
+
+PARAMS = {
+    "lr": 0.00123456,
+    "n_channels": 64,
+    "n_layers": 2,
+    "layer_norm": True,
+    "batch_norm": False,
+    "hidden_activation": "SiLU",
+    "use_dropout": True,
+    "dropout": 0.123456,
+    "lr_decay": False,
+    "batch_size": 256,
+    "preprocessing": "log+standardize",
+}
+
+
+def test_format_params_wraps_whole_pairs_at_the_width():
+    text = search.format_params(PARAMS, width=60)
+    lines = text.split("\n")
+    assert len(lines) > 1 and all(len(line) <= 60 and line.startswith("    ") for line in lines)
+    assert lines[0].startswith("    lr=0.00123, n_channels=64, ")  # 3 significant digits
+    pairs = [pair.strip() for pair in text.replace("\n", "").split(",")]
+    assert pairs[7] == "dropout=0.123" and pairs[-1] == "preprocessing=log+standardize"
+    assert len(pairs) == len(PARAMS)  # no pair cut across two lines
+    assert all(line.endswith(",") for line in lines[:-1]) and not lines[-1].endswith(",")
+    assert search.format_params({"x": 1.0}, indent="  ") == "  x=1"
+    assert search.format_params({}) == ""
+
+
+def test_a_summary_keeps_its_first_line_and_wraps_its_parameters():
+    summary = search.StudySummary("toy", 2, 2, "done", 1, 12.345, dict(PARAMS))
+    lines = str(summary).split("\n")
+    assert lines[0] == "Study 'toy': 2 finished trials; best #1: validation rejection 12.3 with"
+    assert lines[1:] == search.format_params(PARAMS).split("\n")
+    assert max(map(len, lines)) <= 88
+    one = search.StudySummary("toy", 1, 1, "done", 0, 12.345, {"lr": 0.01})
+    assert (
+        str(one)
+        == "Study 'toy': 1 finished trial; best #0: validation rejection 12.3 with\n    lr=0.01"
+    )
+    assert str(search.StudySummary("toy", 1, 0, "incomplete")).startswith(
+        "Study 'toy': 0 finished trials;"
+    )
+
+
+def conditional_study(journal, n: int, **attrs) -> optuna.Study:
+    """A study of ``n`` complete trials whose ``dropout`` exists only when ``use_dropout``."""
+    study = optuna.create_study(
+        study_name="toy", storage=search.open_storage(journal), direction="maximize"
+    )
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+
+    def objective(trial: optuna.Trial) -> float:
+        value = trial.suggest_float("lr", 1e-4, 1e-2, log=True) * 100
+        value += trial.suggest_int("n_channels", 16, 256, log=True) / 256
+        if trial.suggest_categorical("use_dropout", [True, False]):
+            value -= trial.suggest_float("dropout", 0.0, 0.5)
+        return value + len(trial.suggest_categorical("preprocessing", ["none", "standardize"]))
+
+    study.optimize(objective, n_trials=n)
+    return study
+
+
+def report_figures(monkeypatch, *args, **kwargs) -> tuple[list[Path], dict[str, dict]]:
+    """Run ``search.report``, recording the labels and font sizes of each figure it saves."""
+    from matplotlib.figure import Figure
+
+    seen, save = {}, Figure.savefig
+
+    def recording(figure, path, **options):
+        seen[Path(path).stem.split("-")[-1]] = {
+            "ylabels": [ax.get_ylabel() for ax in figure.axes],
+            "legends": [
+                t.get_text()
+                for ax in figure.axes
+                if ax.get_legend()
+                for t in ax.get_legend().get_texts()
+            ],
+            "xlabel size": figure.axes[0].xaxis.label.get_fontsize(),
+        }
+        return save(figure, path, **options)
+
+    monkeypatch.setattr(Figure, "savefig", recording)
+    return search.report(*args, **kwargs), seen
+
+
+def test_report_draws_history_importances_and_slices_named_after_the_objective(
+    tmp_path, monkeypatch, capfd
+):
+    journal = tmp_path / "s.journal"
+    conditional_study(journal, n=search.MIN_TRIALS_FOR_IMPORTANCES + 4, settings={"space": "x"})
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written, seen = report_figures(monkeypatch, "toy", storage=journal, out=tmp_path / "plots")
+    out, err = capfd.readouterr()
+    assert [path.name for path in written] == [
+        "toy-history.png",
+        "toy-importances.png",
+        "toy-slice.png",
+    ]
+    assert all(path.stat().st_size > 1000 for path in written)  # no contour plot
+    assert seen["history"]["ylabels"] == ["validation rejection"]  # a run_study study's metric
+    assert "validation rejection" in seen["importances"]["legends"]
+    assert seen["slice"]["ylabels"][0] == "validation rejection"
+    assert {figure["xlabel size"] for figure in seen.values()} == {12.0}  # readable at PNG size
+    assert [w for w in caught if "optuna" in f"{w.filename} {w.category.__module__}"] == []
+    assert err == "" and max(map(len, out.splitlines())) <= 100
+    assert "    lr=" in out and "{" not in out.split("\n", 1)[1]  # wrapped pairs, not dicts
+
+
+def test_report_of_a_small_study_says_why_it_draws_no_importances(tmp_path, monkeypatch, capfd):
+    journal = tmp_path / "s.journal"
+    conditional_study(journal, n=3)
+    capfd.readouterr()
+    written, seen = report_figures(monkeypatch, "toy", storage=journal, out=tmp_path / "plots")
+    out, err = capfd.readouterr()
+    assert [path.name for path in written] == ["toy-history.png", "toy-slice.png"]
+    assert f"3 complete trials, fewer than {search.MIN_TRIALS_FOR_IMPORTANCES}" in out
+    assert seen["history"]["ylabels"] == ["objective value"]  # a study of unknown origin
+    assert err == ""
+    assert search.importances_skipped(search.MIN_TRIALS_FOR_IMPORTANCES) is None
