@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 import uuid
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -125,6 +126,13 @@ class HParams:
         for name, ok, allowed in checks:
             if not ok:
                 raise bad(name, allowed)
+
+    def __str__(self) -> str:
+        """The repr, broken between fields into lines of at most 88 characters: printed in a
+        notebook it reads as whole ``name=value`` pairs, never split mid-word."""
+        return textwrap.fill(
+            repr(self), 88, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
+        )
 
     def replace(self, **changes) -> HParams:
         """A copy with some fields changed (validated again)."""

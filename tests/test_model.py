@@ -215,3 +215,10 @@ def test_predict_refuses_rows_with_non_finite_features(jets):
     with pytest.raises(ValueError, match=r"3 row\(s\) .*not finite.*\[3, 7, 50\]"):
         predictor.predict(X)
     assert np.isfinite(predictor.predict(X[np.isfinite(X).all(axis=1)])).all()
+
+
+def test_printed_hparams_break_between_fields():
+    hp = HParams(hidden_activation="SiLU", preprocessing="log+standardize")
+    lines = str(hp).splitlines()
+    assert len(lines) > 1 and max(map(len, lines)) <= 88
+    assert " ".join(line.strip() for line in lines) == repr(hp)  # whole name=value pairs
