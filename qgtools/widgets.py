@@ -144,7 +144,7 @@ class TrainingExplorer:
         self.status.value = (
             f"Best validation rejection <b>{result.best_val_rejection:.1f}</b> "
             f"(epoch {result.best_epoch + 1}), AUC {result.best_val_auc:.3f}, "
-            f"{result.wall_time_s:.0f} s, status {result.status}. Data: {self.data.source}."
+            f"{result.wall_time_s:.0f} s, status {result.status}.<br>Data: {self.data.source}."
         )
         self.table.value = self.results_html()
         return result
