@@ -24,9 +24,7 @@ from qgtools.train import TrainResult, fit
 def curve_figure(history: list[dict], max_epochs: int) -> Figure:
     """The learning curves so far, on an epoch axis from 1 to ``max_epochs`` from the first
     epoch on (one point is a marker on the run's whole axis, not a point on a 0.96-1.04 axis)."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
-    learning_curves(history, axes, max_epochs=max_epochs)
-    return fig
+    return learning_curves(history, max_epochs=max_epochs)[0].figure
 
 
 class LiveCurve(Callback):
