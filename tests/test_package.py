@@ -25,8 +25,10 @@ LAYERS: dict[str, int] = {
     "model": 4,
     # train: Lightning
     "train": 5,
+    # population: many trainings at once (torch, on train's results)
+    "population": 6,
     # search: Optuna
-    "search": 6,
+    "search": 7,
     # on top: anything below
     "widgets": 8,
     "check": 8,

@@ -1,0 +1,420 @@
+"""Many small networks trained at once: a population of the benchmark MLP in one vectorized pass.
+
+A search's trials are small networks, and one optimizer step of a small network is mostly
+per-step overhead. :func:`fit_population` trains K configurations that share a shape (layers,
+width, norms, activation, batch size, preprocessing, epochs) as one stacked network: K small
+matrix products become one batched product (``torch.baddbmm``), BatchNorm runs over the K x
+width channels at once, and AdamW (amsgrad) and StepLR run on stacked tensors with a learning
+rate, step, factor, dropout and ``pos_weight`` per member.
+
+Each member is the model :func:`qgtools.train.fit` trains for its hyperparameters: it starts
+from the same initial weights (the network is built after ``torch.manual_seed(seed)``), sees
+its own seed's batch order, and makes the same updates; only dropout draws other random numbers.
+Each member gets its validation loss, AUC and rejection on the whole validation split every
+epoch, its best epoch and weights, and a :class:`~qgtools.train.TrainResult` whose predictor
+:func:`qgtools.model.save_model` can save. A member whose loss goes NaN or infinite is marked
+diverged and dropped; one that ``on_epoch`` stops (pruning) is dropped too; the others go on
+unchanged, and the stacked tensors shrink, so stopped members cost nothing more.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from qgtools import metrics
+from qgtools.data import DEFAULT_SPLIT, JetData
+from qgtools.data import split as split_data
+from qgtools.model import HParams, Predictor, count_parameters, mlp_from_hparams
+from qgtools.preprocessing import Preprocessor
+from qgtools.train import TrainResult, _torch_threads
+
+SHARED_FIELDS = (
+    "input_channels",
+    "n_layers",
+    "n_channels",
+    "layer_norm",
+    "batch_norm",
+    "hidden_activation",
+    "batch_size",
+    "preprocessing",
+    "max_epochs",
+)
+"""What the members of one population share: the stacked network's shape and its batches."""
+MEMBER_FIELDS = ("lr", "patience", "factor", "dropout", "pos_weight", "seed")
+"""What each member has for itself."""
+
+ADAMW = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}  # torch.optim.AdamW's defaults
+EVAL_ROWS = 10_000  # validation jets per forward pass
+
+
+def check_population(members: Sequence[HParams]) -> None:
+    """Refuse an empty population or members that do not share ``SHARED_FIELDS``."""
+    if not members:
+        raise ValueError("A population needs at least one member.")
+    first = members[0]
+    for k, hp in enumerate(members[1:], 1):
+        differ = [f for f in SHARED_FIELDS if getattr(hp, f) != getattr(first, f)]
+        if differ:
+            raise ValueError(
+                f"Member {k} differs from member 0 in {differ}: a population shares "
+                f"{', '.join(SHARED_FIELDS)}; train other shapes as another population."
+            )
+
+
+class StackedMLP:
+    """K benchmark MLPs of one shape as stacked tensors (member first), trained together.
+
+    Built from the members' own ``mlp_from_hparams`` networks, each made after
+    ``torch.manual_seed(hp.seed)``, so member k starts where ``fit`` would.
+    """
+
+    def __init__(self, members: Sequence[HParams]) -> None:
+        check_population(members)
+        self.members = list(members)
+        nets = []
+        for hp in members:
+            torch.manual_seed(hp.seed)
+            nets.append(mlp_from_hparams(hp))
+        self.n_params = count_parameters(nets[0])
+        self.activation = getattr(nn, members[0].hidden_activation)()
+        self.layer_norm, self.batch_norm = members[0].layer_norm, members[0].batch_norm
+        # per member, in the order of the layers: Linear, LayerNorm, BatchNorm (what has state)
+        layers = [[m for m in net if _has_state(m)] for net in nets]
+        self.params: list[torch.Tensor] = []  # trained by the optimizer, in layer order
+        self.buffers: list[torch.Tensor] = []  # BatchNorm running means and variances
+        for position in range(len(layers[0])):
+            same = [member[position] for member in layers]
+            self.params += [
+                torch.stack([m.weight.detach() for m in same]),
+                torch.stack([m.bias.detach() for m in same]),
+            ]
+            if isinstance(same[0], nn.BatchNorm1d):
+                self.buffers += [
+                    torch.stack([m.running_mean for m in same]),
+                    torch.stack([m.running_var for m in same]),
+                ]
+        for p in self.params:
+            p.requires_grad_(True)
+        self.dropout = torch.tensor([hp.dropout for hp in members])
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def forward(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        """Logits (K, B) of inputs (K, B, features)."""
+        params, buffers = iter(self.params), iter(self.buffers)
+        h = x
+        for _ in range(self.members[0].n_layers):
+            weight, bias = next(params), next(params)
+            h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+            if self.layer_norm:
+                w, b = next(params), next(params)
+                h = nn.functional.layer_norm(h, h.shape[-1:]) * w.unsqueeze(1) + b.unsqueeze(1)
+            if self.batch_norm:  # K x C channels over the batch: per member, as BatchNorm1d
+                w, b = next(params), next(params)
+                mean, var = next(buffers), next(buffers)
+                k, batch, c = h.shape
+                flat = h.transpose(0, 1).reshape(batch, k * c)
+                flat = nn.functional.batch_norm(
+                    flat, mean.view(-1), var.view(-1), w.reshape(-1), b.reshape(-1), training
+                )
+                h = flat.reshape(batch, k, c).transpose(0, 1)
+            if training and bool((self.dropout > 0).any()):
+                keep = 1 - self.dropout.view(-1, 1, 1)
+                h = h * (torch.rand_like(h) < keep) / keep
+            h = self.activation(h)
+        weight, bias = next(params), next(params)
+        return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)).squeeze(-1)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Only the members at ``index`` go on (the stacked tensors shrink)."""
+        self.members = [self.members[i] for i in index.tolist()]
+        self.params = [p.detach()[index].requires_grad_(True) for p in self.params]
+        self.buffers = [b[index] for b in self.buffers]
+        self.dropout = self.dropout[index]
+
+    def state(self, k: int) -> list[torch.Tensor]:
+        """Member k's weights and buffers (copies)."""
+        return [t.detach()[k].clone() for t in self.params + self.buffers]
+
+
+def network_of(hp: HParams, state: list[torch.Tensor] | None) -> nn.Sequential:
+    """The plain ``mlp_from_hparams`` network of ``hp`` with a member's ``state`` (weights in
+    layer order, then BatchNorm buffers), in eval mode; without a state, its initial weights."""
+    torch.manual_seed(hp.seed)
+    net = mlp_from_hparams(hp)
+    if state is not None:
+        stateful = [m for m in net if _has_state(m)]
+        n_params = 2 * len(stateful)
+        params, buffers = iter(state[:n_params]), iter(state[n_params:])
+        with torch.no_grad():
+            for module in stateful:
+                module.weight.copy_(next(params))
+                module.bias.copy_(next(params))
+                if isinstance(module, nn.BatchNorm1d):
+                    module.running_mean.copy_(next(buffers))
+                    module.running_var.copy_(next(buffers))
+    return net.eval()
+
+
+def _has_state(module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear | nn.LayerNorm | nn.BatchNorm1d)
+
+
+class StackedAdamW:
+    """AdamW with amsgrad on stacked parameters, one learning rate per member (torch's update)."""
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        self.step_count = 0
+        self.state = [
+            [torch.zeros_like(p), torch.zeros_like(p), torch.zeros_like(p)] for p in params
+        ]
+
+    def keep(self, index: torch.Tensor) -> None:
+        self.state = [[t[index] for t in moments] for moments in self.state]
+
+    @torch.no_grad()
+    def step(self, params: list[torch.Tensor], lr: torch.Tensor) -> None:
+        """One update; ``lr`` has one value per member."""
+        beta1, beta2 = ADAMW["betas"]
+        self.step_count += 1
+        correction1 = 1 - beta1**self.step_count
+        correction2_sqrt = math.sqrt(1 - beta2**self.step_count)
+        for p, (exp_avg, exp_avg_sq, max_sq) in zip(params, self.state, strict=True):
+            rate = lr.view(-1, *([1] * (p.dim() - 1)))
+            p.mul_(1 - rate * ADAMW["weight_decay"])
+            exp_avg.lerp_(p.grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+            torch.maximum(max_sq, exp_avg_sq, out=max_sq)
+            denom = (max_sq.sqrt() / correction2_sqrt).add_(ADAMW["eps"])
+            p.sub_(exp_avg / denom * (rate / correction1))
+            p.grad = None
+
+
+@dataclass
+class _Tracker:
+    """One member's record while it trains."""
+
+    hparams: HParams
+    history: list
+    best_epoch: int = -1
+    best_state: list | None = None
+    status: str = "ok"
+    last_state: list | None = None
+
+
+def fit_population(
+    members: Sequence[HParams],
+    data: JetData,
+    *,
+    split_seed: int = 0,
+    max_epochs: int | None = None,
+    split_sizes: Sequence[float] | Sequence[int] = DEFAULT_SPLIT,
+    num_threads: int | None = None,
+    on_epoch: Callable[[int, list[int], list[dict]], Sequence[int]] | None = None,
+) -> list[TrainResult]:
+    """Train ``members`` (one shape, see ``SHARED_FIELDS``) together on ``data``.
+
+    Args:
+        members: the configurations; each ``seed`` seeds its initial weights and batch order.
+        data: all the jets, split with ``split_seed`` as :func:`qgtools.train.fit` splits them.
+        max_epochs: overrides the members' ``max_epochs`` when given.
+        num_threads: torch threads while training; ``None`` leaves it.
+        on_epoch: called after each epoch's validation with the epoch, the indices (into
+            ``members``) of the members still training and their newest history entries;
+            returns the indices to stop (pruning). Stopped members keep what they reached.
+
+    Returns:
+        One :class:`~qgtools.train.TrainResult` per member, in order; ``status`` is ``"ok"``,
+        ``"diverged"`` (its loss went NaN or infinite; dropped there) or ``"pruned"``.
+    """
+    if max_epochs is not None:
+        members = [hp.replace(max_epochs=max_epochs) for hp in members]
+    check_population(members)
+    shape = members[0]
+    train, val, _ = split_data(data, split_sizes, split_seed)
+    preprocessor = Preprocessor(shape.preprocessing).fit(train.X)
+    k_in = shape.input_channels
+    X = torch.as_tensor(preprocessor.transform(train.X)[:, :k_in], dtype=torch.float32)
+    y = torch.as_tensor(train.y, dtype=torch.float32)
+    X_val = torch.as_tensor(preprocessor.transform(val.X)[:, :k_in], dtype=torch.float32)
+    y_val = torch.as_tensor(val.y, dtype=torch.float32)
+    trackers = [_Tracker(hp, []) for hp in members]
+
+    def members_of(indices: list[int]) -> list[HParams]:
+        return [members[i] for i in indices]
+
+    alive = list(range(len(members)))
+    start = time.perf_counter()
+    with _torch_threads(num_threads):
+        net = StackedMLP(members)
+        optimizer = StackedAdamW(net.params)
+        for epoch in range(shape.max_epochs):
+            if not alive:
+                break
+            hp_alive = members_of(alive)
+            lr = torch.tensor([hp.lr * hp.factor ** (epoch // hp.patience) for hp in hp_alive])
+            pos_weight = torch.tensor([[hp.pos_weight] for hp in hp_alive])
+            orders = torch.stack([_order(hp.seed, epoch, len(y)) for hp in hp_alive])
+            losses: list[torch.Tensor] = []
+            epoch_start = time.perf_counter()
+            for first in range(0, len(y), shape.batch_size):
+                if orders[:, first : first + shape.batch_size].shape[1] < 2:
+                    continue  # BatchNorm cannot train on one jet (as in fit)
+                while alive:  # again without the members that diverged on this batch
+                    rows = orders[:, first : first + shape.batch_size]
+                    logits = net.forward(X[rows], training=True)
+                    loss = nn.functional.binary_cross_entropy_with_logits(
+                        logits, y[rows], pos_weight=pos_weight, reduction="none"
+                    ).mean(dim=1)
+                    finite = torch.isfinite(loss)
+                    if bool(finite.all()):
+                        break
+                    for j in (~finite).nonzero().flatten().tolist():
+                        tracker = trackers[alive[j]]
+                        tracker.status = "diverged"
+                        tracker.history.append(_nan_entry(len(tracker.history), lr[j]))
+                    keep = finite.nonzero().flatten()
+                    alive = [alive[j] for j in keep.tolist()]
+                    net.keep(keep)
+                    optimizer.keep(keep)
+                    orders, lr, pos_weight = orders[keep], lr[keep], pos_weight[keep]
+                    losses = [past[keep] for past in losses]
+                if not alive:
+                    break
+                net.zero_grad()
+                loss.sum().backward()
+                optimizer.step(net.params, lr)
+                losses.append(loss.detach())
+            if not alive:
+                break
+            train_s = time.perf_counter() - epoch_start
+            # as fit's history: the rate after this epoch's StepLR step
+            after = torch.tensor(
+                [hp.lr * hp.factor ** ((epoch + 1) // hp.patience) for hp in members_of(alive)]
+            )
+            entries = _validate(net, X_val, y_val, pos_weight, epoch, after, losses, train_s)
+            for j, (i, entry) in enumerate(zip(alive, entries, strict=True)):
+                tracker = trackers[i]
+                earlier = [
+                    h["val_rejection"] for h in tracker.history if math.isfinite(h["val_auc"])
+                ]
+                tracker.history.append(entry)
+                if math.isfinite(entry["val_auc"]) and entry["val_rejection"] > max(
+                    earlier, default=-1.0
+                ):
+                    tracker.best_epoch, tracker.best_state = epoch, net.state(j)
+                tracker.last_state = net.state(j)
+            stop = set(on_epoch(epoch, list(alive), entries)) if on_epoch else set()
+            stop |= {
+                i for i, e in zip(alive, entries, strict=True) if not math.isfinite(e["val_auc"])
+            }
+            if stop:
+                for i in stop:
+                    if trackers[i].status == "ok":
+                        trackers[i].status = (
+                            "pruned"
+                            if math.isfinite(trackers[i].history[-1]["val_auc"])
+                            else "diverged"
+                        )
+                keep = torch.tensor(
+                    [j for j, i in enumerate(alive) if i not in stop], dtype=torch.long
+                )
+                alive = [alive[j] for j in keep.tolist()]
+                net.keep(keep)
+                optimizer.keep(keep)
+    wall_time = time.perf_counter() - start
+    return [
+        _result(t, net, preprocessor, split_seed, split_sizes, data, wall_time) for t in trackers
+    ]
+
+
+def _order(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The batch order ``fit`` uses for ``seed`` in ``epoch`` (see ``TensorBatches``)."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n, generator=generator)
+
+
+def _nan_entry(epoch: int, lr: torch.Tensor) -> dict:
+    nan = math.nan
+    return {
+        "epoch": epoch,
+        "train_loss": nan,
+        "val_loss": nan,
+        "val_auc": nan,
+        "val_rejection": nan,
+        "lr": float(lr),
+        "train_s": nan,
+    }
+
+
+@torch.no_grad()
+def _validate(net, X_val, y_val, pos_weight, epoch, lr, losses, train_s) -> list[dict]:
+    """Each member's history entry for this epoch, on the whole validation split."""
+    logits = torch.cat(
+        [
+            net.forward(X_val[i : i + EVAL_ROWS].expand(len(net), -1, -1), training=False)
+            for i in range(0, len(y_val), EVAL_ROWS)
+        ],
+        dim=1,
+    )
+    val_loss = nn.functional.binary_cross_entropy_with_logits(
+        logits, y_val.expand_as(logits), pos_weight=pos_weight, reduction="none"
+    ).mean(dim=1)
+    train_loss = torch.stack(losses).mean(dim=0) if losses else torch.full((len(net),), math.nan)
+    labels = y_val.numpy().astype(np.int64)
+    entries = []
+    for j in range(len(net)):
+        finite = bool(torch.isfinite(logits[j]).all()) and math.isfinite(float(train_loss[j]))
+        scores = torch.sigmoid(logits[j]).numpy()
+        entries.append(
+            {
+                "epoch": epoch,
+                "train_loss": float(train_loss[j]),
+                "val_loss": float(val_loss[j]) if finite else math.nan,
+                "val_auc": metrics.roc_auc(labels, scores) if finite else math.nan,
+                "val_rejection": metrics.background_rejection(labels, scores)
+                if finite
+                else math.nan,
+                "lr": float(lr[j]),
+                "train_s": train_s / len(net),
+            }
+        )
+    return entries
+
+
+def _result(tracker, net, preprocessor, split_seed, split_sizes, data, wall_time) -> TrainResult:
+    hp, history = tracker.hparams, tracker.history
+    nan = {"val_rejection": math.nan, "val_auc": math.nan}
+    best = history[tracker.best_epoch] if tracker.best_epoch >= 0 else nan
+    finite = [h for h in history if math.isfinite(h["val_auc"])]
+    last = finite[-1] if finite else nan
+
+    def predictor_of(state: list | None) -> Predictor:
+        network = network_of(hp, state)
+        return Predictor(network, preprocessor, hp, split_seed, tuple(split_sizes), data.source)
+
+    return TrainResult(
+        best_val_rejection=best["val_rejection"],
+        best_val_auc=best["val_auc"],
+        best_epoch=tracker.best_epoch,
+        last_val_rejection=last["val_rejection"],
+        last_val_auc=last["val_auc"],
+        history=history,
+        n_params=count_parameters(mlp_from_hparams(hp)),
+        wall_time_s=wall_time,
+        status=tracker.status,
+        predictor=predictor_of(tracker.best_state),
+        last_predictor=predictor_of(tracker.last_state),
+    )

@@ -1,0 +1,120 @@
+"""A population's members are the models fit trains, trained together and kept apart."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import make_jets
+
+from qgtools import model, train
+from qgtools.model import HParams
+from qgtools.population import fit_population
+
+BASE = HParams(
+    n_layers=2,
+    n_channels=16,
+    dropout=0.0,
+    batch_size=64,
+    max_epochs=3,
+    preprocessing="log+standardize",
+    patience=2,
+    factor=0.5,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_jets(
+        4000, seed=3
+    )  # 400 validation jets: an AUC that float noise cannot move by 1e-3
+
+
+def curves(result: train.TrainResult, key: str) -> np.ndarray:
+    return np.array([h[key] for h in result.history])
+
+
+@pytest.mark.parametrize(
+    "hp",
+    [BASE, BASE.replace(layer_norm=False, hidden_activation="ReLU", pos_weight=1.5, seed=4)],
+    ids=["ln+bn", "bn-only"],
+)
+def test_a_population_of_one_is_fit(data, hp):
+    alone = fit(hp, data)
+    (member,) = fit_population([hp], data, num_threads=1)
+    for key in ("val_loss", "val_auc", "train_loss"):
+        assert np.allclose(curves(member, key), curves(alone, key), atol=1e-3), key
+    assert np.allclose(curves(member, "lr"), curves(alone, "lr"))
+    assert member.best_epoch == alone.best_epoch and member.status == "ok"
+
+
+def fit(hp: HParams, data) -> train.TrainResult:
+    return train.fit(hp, data, num_threads=1, progress=False)
+
+
+def test_a_member_of_eight_is_the_same_member_alone(data):
+    members = [
+        BASE.replace(lr=lr, seed=seed, pos_weight=w, factor=f, patience=p)
+        for lr, seed, w, f, p in zip(
+            [1e-3, 3e-3, 1e-2, 3e-4, 1e-3, 2e-3, 5e-3, 7e-4],
+            range(8),
+            [1, 1.2, 0.8, 1, 1, 1.5, 1, 1],
+            [0.5, 0.3, 0.5, 0.9, 0.5, 0.5, 0.1, 0.5],
+            [2, 1, 2, 3, 1, 2, 1, 2],
+            strict=True,
+        )
+    ]
+    together = fit_population(members, data, num_threads=1)
+    for k in (0, 3, 6):
+        (alone,) = fit_population([members[k]], data, num_threads=1)
+        assert np.allclose(curves(together[k], "val_loss"), curves(alone, "val_loss"), atol=1e-3)
+        assert np.allclose(curves(together[k], "val_auc"), curves(alone, "val_auc"), atol=1e-3)
+
+
+def test_a_diverging_member_is_dropped_and_the_others_go_on_unchanged(data):
+    plain = BASE.replace(layer_norm=False, batch_norm=False)
+    healthy = [plain.replace(seed=1), plain.replace(seed=2, lr=3e-3)]
+    blown = plain.replace(lr=1e30)  # the recipe that diverges
+    with_it = fit_population([healthy[0], blown, healthy[1]], data, num_threads=1)
+    without = fit_population(healthy, data, num_threads=1)
+    assert [r.status for r in with_it] == ["ok", "diverged", "ok"]
+    assert math.isnan(with_it[1].history[-1]["val_loss"])
+    for a, b in zip([with_it[0], with_it[2]], without, strict=True):
+        assert np.allclose(curves(a, "val_loss"), curves(b, "val_loss"), atol=1e-3)
+
+
+def test_pruned_members_stop_and_keep_what_they_reached(data):
+    members = [BASE.replace(seed=s) for s in range(4)]
+    seen = []
+
+    def prune_member_two_after_the_first_epoch(epoch, alive, entries):
+        seen.append(list(alive))
+        return [2] if epoch == 0 else []
+
+    results = fit_population(
+        members, data, num_threads=1, on_epoch=prune_member_two_after_the_first_epoch
+    )
+    assert seen == [[0, 1, 2, 3], [0, 1, 3], [0, 1, 3]]
+    assert [r.status for r in results] == ["ok", "ok", "pruned", "ok"]
+    assert len(results[2].history) == 1 and len(results[0].history) == 3
+
+
+def test_a_member_is_a_predictor_that_saves_and_loads(data, tmp_path):
+    result = fit_population([BASE.replace(seed=5), BASE.replace(seed=6)], data, num_threads=1)[1]
+    scores, labels = train.evaluate(result.predictor, data, split="val")
+    from qgtools import metrics
+
+    assert math.isclose(
+        metrics.background_rejection(labels, scores), result.best_val_rejection, rel_tol=1e-5
+    )
+    path = model.save_model(result.predictor, tmp_path / "member.pt")
+    again = model.load_model(path)
+    assert np.allclose(again.predict(data.X[:50]), result.predictor.predict(data.X[:50]))
+
+
+def test_members_must_share_a_shape(data):
+    with pytest.raises(ValueError, match=r"Member 1 differs from member 0 in \['n_channels'\]"):
+        fit_population([BASE, BASE.replace(n_channels=32)], data)
+    with pytest.raises(ValueError, match="at least one member"):
+        fit_population([], data)
