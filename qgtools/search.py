@@ -206,6 +206,92 @@ def make_objective(
     return objective
 
 
+SHAPE_PARAMS = (
+    "n_layers",
+    "n_channels",
+    "layer_norm",
+    "batch_norm",
+    "hidden_activation",
+    "batch_size",
+    "preprocessing",
+)
+"""The parameters of a space that a population's members share (see
+:data:`qgtools.population.SHARED_FIELDS`); the first trial of a population draws them."""
+
+
+def optimize_population(
+    study: optuna.Study,
+    data: JetData,
+    space: Space | str,
+    max_epochs: int,
+    population: int,
+    num_threads: int | None = None,
+    split_seed: int = SPLIT_SEED,
+) -> list[FrozenTrial]:
+    """Ask ``population`` trials of one shape, train them together, tell each its result.
+
+    Ask-and-tell: the first trial draws every parameter with the study's sampler; the others
+    draw theirs with the shape parameters (``SHAPE_PARAMS``) fixed to the first trial's
+    (``optuna.samplers.PartialFixedSampler``). The members train in one
+    :func:`qgtools.population.fit_population`; each reports its validation rejection every
+    epoch (``trial.report``) and stops when ``trial.should_prune()`` says so. The trials carry
+    the user attributes :func:`make_objective` sets (``hparams``, ``worker``, ``best_epoch``,
+    ...), so reports, ``hparams_of`` and dead-worker recovery work unchanged. Single-objective
+    (validation rejection) studies only.
+    """
+    from qgtools.population import fit_population
+
+    if population < 1:
+        raise ValueError(f"population={population} must be at least 1.")
+    if len(study.directions) != 1:
+        raise ValueError("A population search maximises one value (validation rejection).")
+    space_fn = SPACES[space] if isinstance(space, str) else space
+    trials = [study.ask()]
+    members = [space_fn(trials[0]).replace(max_epochs=max_epochs)]
+    shape = {name: trials[0].params[name] for name in SHAPE_PARAMS if name in trials[0].params}
+    sampler = study.sampler
+    with warnings.catch_warnings():  # experimental in Optuna 5, and what this needs
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.sampler = optuna.samplers.PartialFixedSampler(shape, sampler)
+    try:
+        for _ in range(population - 1):
+            trials.append(study.ask())
+            members.append(space_fn(trials[-1]).replace(max_epochs=max_epochs))
+    finally:
+        study.sampler = sampler
+    for trial, hparams in zip(trials, members, strict=True):
+        record_worker(trial)
+        trial.set_user_attr("hparams", asdict(hparams))
+        trial.set_user_attr("population", {"first": trials[0].number, "size": population})
+
+    def report(epoch: int, alive: list[int], entries: list[dict]) -> list[int]:
+        stop = []
+        for i, entry in zip(alive, entries, strict=True):
+            if math.isfinite(entry["val_rejection"]):
+                trials[i].report(entry["val_rejection"], epoch)
+                if trials[i].should_prune():
+                    stop.append(i)
+        return stop
+
+    results = fit_population(
+        members, data, split_seed=split_seed, num_threads=num_threads, on_epoch=report
+    )
+    for trial, result in zip(trials, results, strict=True):
+        trial.set_user_attr("best_epoch", result.best_epoch)
+        trial.set_user_attr("wall_time_s", round(result.wall_time_s / population, 2))
+        trial.set_user_attr("n_params", result.n_params)
+        if result.status == "pruned":
+            study.tell(trial, state=TrialState.PRUNED)
+        elif result.status == "diverged":
+            trial.set_user_attr(
+                "fail_reason", f"diverged: the loss went NaN at epoch {len(result.history)}"
+            )
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, result.best_val_rejection)
+    return [study.trials[trial.number] for trial in trials]
+
+
 # --------------------------------------------------------------------------- storages and studies
 
 

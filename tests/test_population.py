@@ -118,3 +118,41 @@ def test_members_must_share_a_shape(data):
         fit_population([BASE, BASE.replace(n_channels=32)], data)
     with pytest.raises(ValueError, match="at least one member"):
         fit_population([], data)
+
+
+# --------------------------------------------------------------------------- with Optuna
+
+
+def test_a_population_of_trials_shares_the_sampled_shape_and_is_told_its_values(data):
+    import optuna
+
+    from qgtools import search
+    from qgtools.population import SHARED_FIELDS
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=search.make_sampler("random", 3))
+    trials = search.optimize_population(study, data, "cpu", max_epochs=2, population=4)
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    shapes = {tuple(getattr(search.hparams_of(t), f) for f in SHARED_FIELDS) for t in trials}
+    assert len(shapes) == 1  # one shape, drawn once
+    assert len({t.params["lr"] for t in trials}) == 4  # the rest drawn per member
+    for t in trials:
+        curve = [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
+        assert len(curve) == 2 and t.value == max(curve)
+        assert t.user_attrs["population"] == {"first": 0, "size": 4} and "worker" in t.user_attrs
+
+
+def test_pruned_members_of_a_population_are_pruned_trials(data):
+    import optuna
+
+    from qgtools import search
+
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=search.make_sampler("random", 0),
+        pruner=optuna.pruners.ThresholdPruner(lower=1e9),  # prunes every trial at its first report
+    )
+    trials = search.optimize_population(study, data, "cpu", max_epochs=3, population=3)
+    assert [t.state for t in trials] == [optuna.trial.TrialState.PRUNED] * 3
+    assert [len(t.intermediate_values) for t in trials] == [1, 1, 1]
