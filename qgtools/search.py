@@ -726,6 +726,7 @@ class _Job:
     max_epochs: int
     seed: int
     expected_data: tuple[str, int]  # (origin, jets) the parent loaded: the workers must match
+    population: int = 1  # trials each worker trains at once (optimize_population)
 
 
 @dataclass(frozen=True)
@@ -824,15 +825,38 @@ def _worker(index: int, job: _Job) -> None:
     last: list[FrozenTrial] = []
     fails_in_a_row = 0
     while True:
-        if _taken(study) >= job.n_trials:
+        taken = _taken(study)
+        if taken >= job.n_trials:
             return
-        study.optimize(
-            recorded, n_trials=1, catch=(Exception,), callbacks=[lambda _, t: last.append(t)]
-        )
-        failed = last and last[-1].state == TrialState.FAIL
+        if job.population > 1:
+            size = min(job.population, job.n_trials - taken)
+            trials = _population_in_worker(study, data, job, size)
+            failed = all(t.state == TrialState.FAIL for t in trials)
+        else:
+            study.optimize(
+                recorded, n_trials=1, catch=(Exception,), callbacks=[lambda _, t: last.append(t)]
+            )
+            failed = last and last[-1].state == TrialState.FAIL
         fails_in_a_row = fails_in_a_row + 1 if failed else 0
         if fails_in_a_row >= MAX_FAILS_IN_A_ROW:
             sys.exit(FAILING_EXIT_CODE)
+
+
+def _population_in_worker(
+    study: optuna.Study, data: JetData, job: _Job, size: int
+) -> list[FrozenTrial]:
+    """One population of ``size`` trials; an error fails this worker's running trials with the
+    reason (as ``study.optimize(catch=...)`` does for one trial) instead of ending the worker."""
+    try:
+        return optimize_population(study, data, job.space, job.max_epochs, size, num_threads=1)
+    except Exception as error:  # noqa: BLE001 (recorded on the trials, as optimize's catch does)
+        reason = f"{type(error).__name__}: {error}"
+        storage = open_storage(job.storage)
+        study_id = storage.get_study_id_from_name(study.study_name)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.user_attrs.get("worker", {}).get("pid") == os.getpid():
+                _fail_trial(storage, study_id, trial.number, reason)
+        return []
 
 
 def run_study(
@@ -850,6 +874,7 @@ def run_study(
     seed: int = 0,
     progress: bool = True,
     allow_mismatch: bool = False,
+    population: int = 1,
 ) -> StudySummary:
     """Create, join or top up a study and run it with ``workers`` processes until it has
     ``n_trials`` finished trials.
@@ -872,12 +897,16 @@ def run_study(
     when a run first meets it; a later run with other settings is refused (``ValueError``)
     unless ``allow_mismatch``.
 
+    With ``population`` K > 1 each worker asks for K trials at a time and trains them together
+    (:func:`optimize_population`); K is a recorded setting too.
+
     Returns:
         A :class:`StudySummary`; ``status`` says whether the budget was met.
     """
-    if n_trials < 1 or workers < 1 or max_epochs < 1:
+    if n_trials < 1 or workers < 1 or max_epochs < 1 or population < 1:
         raise ValueError(
-            f"n_trials={n_trials}, workers={workers} and max_epochs={max_epochs} must be positive."
+            f"n_trials={n_trials}, workers={workers}, max_epochs={max_epochs} and "
+            f"population={population} must be positive."
         )
     if seed < 0:
         raise ValueError(f"seed={seed}: use a seed of 0 or more.")
@@ -904,6 +933,7 @@ def run_study(
         "split_seed": SPLIT_SEED,
         "space": space,
         "max_epochs": max_epochs,
+        "population": population,
     }
     del loaded  # each worker loads its own copy
     opened = open_storage(url)
@@ -929,6 +959,7 @@ def run_study(
         max_epochs=max_epochs,
         seed=seed,
         expected_data=(settings["data"], settings["jets"]),
+        population=population,
     )
     codes: list[int | None] = []
     if count_finished(the_study) < n_trials:
@@ -955,13 +986,19 @@ def run_study(
     )
 
 
+SETTING_DEFAULTS = {"population": 1}
+"""Settings a study recorded before they existed had these values."""
+
+
 def _check_settings(study: optuna.Study, settings: dict, allow_mismatch: bool) -> None:
     """Record ``settings`` on a study that has none; refuse other settings than the recorded."""
     recorded = study.user_attrs.get("settings")
     if recorded is None:
         study.set_user_attr("settings", settings)
         recorded = study.user_attrs["settings"]  # re-read: a run started at once may have won
-    differ = [key for key in settings if recorded.get(key) != settings[key]]
+    differ = [
+        key for key in settings if recorded.get(key, SETTING_DEFAULTS.get(key)) != settings[key]
+    ]
     if differ and not allow_mismatch:
         was = ", ".join(f"{key}={recorded.get(key)!r}" for key in differ)
         now = ", ".join(f"{key}={settings[key]!r}" for key in differ)
@@ -1306,6 +1343,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run_cmd.add_argument("--workers", type=int, default=1)
     run_cmd.add_argument(
+        "--population",
+        type=int,
+        default=1,
+        help="trials each worker trains at once, sharing one sampled shape (default 1)",
+    )
+    run_cmd.add_argument(
         "--allow-mismatch",
         action="store_true",
         help="run even if the study was run with other data, jets, space or max epochs",
@@ -1321,8 +1364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             matplotlib.use("Agg")  # the command line draws no windows; notebooks keep their backend
             return 0 if report(args.study, args.storage, args.out) else 1
-        if args.trials < 1 or args.workers < 1 or args.max_epochs < 1:
-            parser.error("--trials, --workers and --max-epochs must be positive")
+        if min(args.trials, args.workers, args.max_epochs, args.population) < 1:
+            parser.error("--trials, --workers, --max-epochs and --population must be positive")
         summary = run_study(
             args.study,
             n_trials=args.trials,
@@ -1336,6 +1379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_epochs=args.max_epochs,
             seed=args.seed,
             allow_mismatch=args.allow_mismatch,
+            population=args.population,
         )
     except (ValueError, KeyError) as error:
         print(f"Error: {error}", file=sys.stderr)

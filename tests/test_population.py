@@ -156,3 +156,43 @@ def test_pruned_members_of_a_population_are_pruned_trials(data):
     trials = search.optimize_population(study, data, "cpu", max_epochs=3, population=3)
     assert [t.state for t in trials] == [optuna.trial.TrialState.PRUNED] * 3
     assert [len(t.intermediate_values) for t in trials] == [1, 1, 1]
+
+
+def test_the_command_line_runs_populations_and_records_their_size(toy_npz, tmp_path):
+    import optuna
+    from test_search import cli, run_args
+
+    from qgtools import search
+
+    journal = str(tmp_path / "s.journal")
+    out = cli(
+        *run_args(journal, toy_npz, trials=6, epochs=2, workers=1),
+        "--population",
+        "4",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    study = optuna.load_study(study_name="toy", storage=search.open_storage(journal))
+    assert search.count_finished(study) == 6 and study.user_attrs["settings"]["population"] == 4
+    sizes = [t.user_attrs["population"]["size"] for t in study.trials]
+    assert sizes == [4, 4, 4, 4, 2, 2]  # the budget caps the last population
+    firsts = {t.user_attrs["population"]["first"] for t in study.trials}
+    assert firsts == {0, 4}
+    again = cli(*run_args(journal, toy_npz, trials=8, epochs=2, workers=1), cwd=tmp_path)
+    assert again.returncode == 2 and "population" in again.stderr  # one at a time: refused
+
+
+def test_a_study_recorded_before_populations_ran_one_at_a_time(toy_npz, tmp_path):
+    import optuna
+
+    from qgtools import search
+
+    journal = str(tmp_path / "old.journal")
+    run = {"storage": journal, "data": toy_npz, "max_epochs": 1, "progress": False}
+    search.run_study("toy", n_trials=1, **run)
+    study = optuna.load_study(study_name="toy", storage=search.open_storage(journal))
+    old = {k: v for k, v in study.user_attrs["settings"].items() if k != "population"}
+    study.set_user_attr("settings", old)  # what a study made before this setting holds
+    assert search.run_study("toy", n_trials=2, **run).status == "done"
+    with pytest.raises(ValueError, match="population"):
+        search.run_study("toy", n_trials=3, population=2, **run)
