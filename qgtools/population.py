@@ -77,32 +77,28 @@ class StackedMLP:
 
     def __init__(self, members: Sequence[HParams]) -> None:
         check_population(members)
+        self.shape = members[0]
         self.members = list(members)
-        nets = []
-        for hp in members:
-            torch.manual_seed(hp.seed)
-            nets.append(mlp_from_hparams(hp))
-        self.n_params = count_parameters(nets[0])
+        self.n_params = count_parameters(mlp_from_hparams(members[0]))
         self.activation = getattr(nn, members[0].hidden_activation)()
         self.layer_norm, self.batch_norm = members[0].layer_norm, members[0].batch_norm
-        # per member, in the order of the layers: Linear, LayerNorm, BatchNorm (what has state)
-        layers = [[m for m in net if _has_state(m)] for net in nets]
-        self.params: list[torch.Tensor] = []  # trained by the optimizer, in layer order
-        self.buffers: list[torch.Tensor] = []  # BatchNorm running means and variances
-        for position in range(len(layers[0])):
-            same = [member[position] for member in layers]
-            self.params += [
-                torch.stack([m.weight.detach() for m in same]),
-                torch.stack([m.bias.detach() for m in same]),
-            ]
-            if isinstance(same[0], nn.BatchNorm1d):
-                self.buffers += [
-                    torch.stack([m.running_mean for m in same]),
-                    torch.stack([m.running_var for m in same]),
-                ]
+        # trained by the optimizer, in layer order; then the BatchNorm running means and variances
+        self.params, self.buffers = _stacked(members)
         for p in self.params:
             p.requires_grad_(True)
         self.dropout = torch.tensor([hp.dropout for hp in members])
+
+    def add(self, members: Sequence[HParams]) -> None:
+        """New members (of the same shape) join, starting from their own initial weights."""
+        check_population([self.shape, *members])
+        params, buffers = _stacked(members)
+        self.members += list(members)
+        self.params = [
+            torch.cat([p.detach(), q]).requires_grad_(True)
+            for p, q in zip(self.params, params, strict=True)
+        ]
+        self.buffers = [torch.cat([b, c]) for b, c in zip(self.buffers, buffers, strict=True)]
+        self.dropout = torch.cat([self.dropout, torch.tensor([hp.dropout for hp in members])])
 
     def __len__(self) -> int:
         return len(self.members)
@@ -168,37 +164,72 @@ def network_of(hp: HParams, state: list[torch.Tensor] | None) -> nn.Sequential:
     return net.eval()
 
 
+def _stacked(members: Sequence[HParams]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The members' initial weights and BatchNorm buffers, stacked member first: each network
+    is ``mlp_from_hparams(hp)`` made after ``torch.manual_seed(hp.seed)``, as in ``fit``."""
+    nets = []
+    for hp in members:
+        torch.manual_seed(hp.seed)
+        nets.append(mlp_from_hparams(hp))
+    # per member, in the order of the layers: Linear, LayerNorm, BatchNorm (what has state)
+    layers = [[m for m in net if _has_state(m)] for net in nets]
+    params, buffers = [], []
+    for position in range(len(layers[0])):
+        same = [member[position] for member in layers]
+        params += [
+            torch.stack([m.weight.detach() for m in same]),
+            torch.stack([m.bias.detach() for m in same]),
+        ]
+        if isinstance(same[0], nn.BatchNorm1d):
+            buffers += [
+                torch.stack([m.running_mean for m in same]),
+                torch.stack([m.running_var for m in same]),
+            ]
+    return params, buffers
+
+
 def _has_state(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear | nn.LayerNorm | nn.BatchNorm1d)
 
 
 class StackedAdamW:
-    """AdamW with amsgrad on stacked parameters, one learning rate per member (torch's update)."""
+    """AdamW with amsgrad on stacked parameters: torch's update, with a learning rate and a
+    step count per member (members that join later start their own count)."""
 
     def __init__(self, params: list[torch.Tensor]) -> None:
-        self.step_count = 0
+        self.steps = torch.zeros(len(params[0]))
         self.state = [
             [torch.zeros_like(p), torch.zeros_like(p), torch.zeros_like(p)] for p in params
         ]
 
     def keep(self, index: torch.Tensor) -> None:
+        self.steps = self.steps[index]
         self.state = [[t[index] for t in moments] for moments in self.state]
+
+    def add(self, params: list[torch.Tensor], n: int) -> None:
+        """``n`` new members at the end of ``params`` (already grown): fresh moments."""
+        self.steps = torch.cat([self.steps, torch.zeros(n)])
+        self.state = [
+            [torch.cat([t, torch.zeros_like(p[-n:])]) for t in moments]
+            for p, moments in zip(params, self.state, strict=True)
+        ]
 
     @torch.no_grad()
     def step(self, params: list[torch.Tensor], lr: torch.Tensor) -> None:
         """One update; ``lr`` has one value per member."""
         beta1, beta2 = ADAMW["betas"]
-        self.step_count += 1
-        correction1 = 1 - beta1**self.step_count
-        correction2_sqrt = math.sqrt(1 - beta2**self.step_count)
+        self.steps += 1
+        correction1 = 1 - beta1**self.steps
+        correction2_sqrt = (1 - beta2**self.steps).sqrt()
         for p, (exp_avg, exp_avg_sq, max_sq) in zip(params, self.state, strict=True):
-            rate = lr.view(-1, *([1] * (p.dim() - 1)))
+            view = (-1, *([1] * (p.dim() - 1)))
+            rate = lr.view(view)
             p.mul_(1 - rate * ADAMW["weight_decay"])
             exp_avg.lerp_(p.grad, 1 - beta1)
             exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
             torch.maximum(max_sq, exp_avg_sq, out=max_sq)
-            denom = (max_sq.sqrt() / correction2_sqrt).add_(ADAMW["eps"])
-            p.sub_(exp_avg / denom * (rate / correction1))
+            denom = (max_sq.sqrt() / correction2_sqrt.view(view)).add_(ADAMW["eps"])
+            p.sub_(exp_avg / denom * (rate / correction1.view(view)))
             p.grad = None
 
 
@@ -212,6 +243,11 @@ class _Tracker:
     best_state: list | None = None
     status: str = "ok"
     last_state: list | None = None
+    wall_time_s: float = 0.0  # its share of the rounds it trained in
+
+
+OnEpoch = Callable[[list[int], list[dict]], Sequence[int]]
+Refill = Callable[[int], Sequence[HParams]]
 
 
 def fit_population(
@@ -222,27 +258,40 @@ def fit_population(
     max_epochs: int | None = None,
     split_sizes: Sequence[float] | Sequence[int] = DEFAULT_SPLIT,
     num_threads: int | None = None,
-    on_epoch: Callable[[int, list[int], list[dict]], Sequence[int]] | None = None,
+    on_epoch: OnEpoch | None = None,
+    refill: Refill | None = None,
 ) -> list[TrainResult]:
     """Train ``members`` (one shape, see ``SHARED_FIELDS``) together on ``data``.
+
+    Training goes in rounds: in each, every member still training runs its next epoch and
+    is validated. Members leave when they have run their epochs, diverge or are stopped by
+    ``on_epoch``; ``refill`` may then bring new members of the same shape into the free places,
+    each starting at its own epoch 0, so the stacked network stays full.
 
     Args:
         members: the configurations; each ``seed`` seeds its initial weights and batch order.
         data: all the jets, split with ``split_seed`` as :func:`qgtools.train.fit` splits them.
-        max_epochs: overrides the members' ``max_epochs`` when given.
+        max_epochs: overrides the members' ``max_epochs`` when given (new members' too).
         num_threads: torch threads while training; ``None`` leaves it.
-        on_epoch: called after each epoch's validation with the epoch, the indices (into
-            ``members``) of the members still training and their newest history entries;
-            returns the indices to stop (pruning). Stopped members keep what they reached.
+        on_epoch: called after each round's validation with the indices (into the members so
+            far) of the members that trained in it and their newest history entries (each
+            with its own ``"epoch"``); returns the indices to stop (pruning). Stopped members
+            keep what they reached.
+        refill: called after each round with the number of free places (the first population's
+            size less the members still training); returns new members (maybe none). Their
+            results follow the first members' in the order they joined.
 
     Returns:
         One :class:`~qgtools.train.TrainResult` per member, in order; ``status`` is ``"ok"``,
         ``"diverged"`` (its loss went NaN or infinite; dropped there) or ``"pruned"``.
     """
-    if max_epochs is not None:
-        members = [hp.replace(max_epochs=max_epochs) for hp in members]
+
+    def prepared(new: Sequence[HParams]) -> list[HParams]:
+        return [hp.replace(max_epochs=max_epochs) for hp in new] if max_epochs else list(new)
+
+    members = prepared(members)
     check_population(members)
-    shape = members[0]
+    shape, places = members[0], len(members)
     train, val, _ = split_data(data, split_sizes, split_seed)
     preprocessor = Preprocessor(shape.preprocessing).fit(train.X)
     k_in = shape.input_channels
@@ -251,24 +300,26 @@ def fit_population(
     X_val = torch.as_tensor(preprocessor.transform(val.X)[:, :k_in], dtype=torch.float32)
     y_val = torch.as_tensor(val.y, dtype=torch.float32)
     trackers = [_Tracker(hp, []) for hp in members]
-
-    def members_of(indices: list[int]) -> list[HParams]:
-        return [members[i] for i in indices]
-
     alive = list(range(len(members)))
-    start = time.perf_counter()
     with _torch_threads(num_threads):
         net = StackedMLP(members)
         optimizer = StackedAdamW(net.params)
-        for epoch in range(shape.max_epochs):
-            if not alive:
-                break
-            hp_alive = members_of(alive)
-            lr = torch.tensor([hp.lr * hp.factor ** (epoch // hp.patience) for hp in hp_alive])
-            pos_weight = torch.tensor([[hp.pos_weight] for hp in hp_alive])
-            orders = torch.stack([_order(hp.seed, epoch, len(y)) for hp in hp_alive])
+
+        def drop(keep: torch.Tensor) -> None:
+            nonlocal alive
+            alive = [alive[j] for j in keep.tolist()]
+            net.keep(keep)
+            optimizer.keep(keep)
+
+        while alive:
+            round_start = time.perf_counter()
+            epochs = [len(trackers[i].history) for i in alive]
+            lr = torch.tensor([_rate(net.members[j], e) for j, e in enumerate(epochs)])
+            pos_weight = torch.tensor([[hp.pos_weight] for hp in net.members])
+            orders = torch.stack(
+                [_order(hp.seed, e, len(y)) for hp, e in zip(net.members, epochs, strict=True)]
+            )
             losses: list[torch.Tensor] = []
-            epoch_start = time.perf_counter()
             for first in range(0, len(y), shape.batch_size):
                 if orders[:, first : first + shape.batch_size].shape[1] < 2:
                     continue  # BatchNorm cannot train on one jet (as in fit)
@@ -284,11 +335,10 @@ def fit_population(
                     for j in (~finite).nonzero().flatten().tolist():
                         tracker = trackers[alive[j]]
                         tracker.status = "diverged"
-                        tracker.history.append(_nan_entry(len(tracker.history), lr[j]))
+                        tracker.history.append(_nan_entry(epochs[j], lr[j]))
                     keep = finite.nonzero().flatten()
-                    alive = [alive[j] for j in keep.tolist()]
-                    net.keep(keep)
-                    optimizer.keep(keep)
+                    drop(keep)
+                    epochs = [epochs[j] for j in keep.tolist()]
                     orders, lr, pos_weight = orders[keep], lr[keep], pos_weight[keep]
                     losses = [past[keep] for past in losses]
                 if not alive:
@@ -299,12 +349,10 @@ def fit_population(
                 losses.append(loss.detach())
             if not alive:
                 break
-            train_s = time.perf_counter() - epoch_start
+            train_s = time.perf_counter() - round_start
             # as fit's history: the rate after this epoch's StepLR step
-            after = torch.tensor(
-                [hp.lr * hp.factor ** ((epoch + 1) // hp.patience) for hp in members_of(alive)]
-            )
-            entries = _validate(net, X_val, y_val, pos_weight, epoch, after, losses, train_s)
+            after = torch.tensor([_rate(net.members[j], e + 1) for j, e in enumerate(epochs)])
+            entries = _validate(net, X_val, y_val, pos_weight, epochs, after, losses, train_s)
             for j, (i, entry) in enumerate(zip(alive, entries, strict=True)):
                 tracker = trackers[i]
                 earlier = [
@@ -314,30 +362,40 @@ def fit_population(
                 if math.isfinite(entry["val_auc"]) and entry["val_rejection"] > max(
                     earlier, default=-1.0
                 ):
-                    tracker.best_epoch, tracker.best_state = epoch, net.state(j)
+                    tracker.best_epoch, tracker.best_state = entry["epoch"], net.state(j)
                 tracker.last_state = net.state(j)
-            stop = set(on_epoch(epoch, list(alive), entries)) if on_epoch else set()
-            stop |= {
-                i for i, e in zip(alive, entries, strict=True) if not math.isfinite(e["val_auc"])
-            }
-            if stop:
-                for i in stop:
-                    if trackers[i].status == "ok":
-                        trackers[i].status = (
-                            "pruned"
-                            if math.isfinite(trackers[i].history[-1]["val_auc"])
-                            else "diverged"
-                        )
-                keep = torch.tensor(
-                    [j for j, i in enumerate(alive) if i not in stop], dtype=torch.long
+            stop = set(on_epoch(list(alive), entries)) if on_epoch else set()
+            for i, entry in zip(alive, entries, strict=True):
+                if not math.isfinite(entry["val_auc"]):
+                    stop.add(i)
+                elif i in stop:
+                    trackers[i].status = "pruned"
+            for i in stop:
+                if not math.isfinite(trackers[i].history[-1]["val_auc"]):
+                    trackers[i].status = "diverged"
+            done = stop | {i for i in alive if len(trackers[i].history) >= shape.max_epochs}
+            share = (time.perf_counter() - round_start) / len(alive)
+            for i in alive:
+                trackers[i].wall_time_s += share
+            if done:
+                drop(
+                    torch.tensor(
+                        [j for j, i in enumerate(alive) if i not in done], dtype=torch.long
+                    )
                 )
-                alive = [alive[j] for j in keep.tolist()]
-                net.keep(keep)
-                optimizer.keep(keep)
-    wall_time = time.perf_counter() - start
-    return [
-        _result(t, net, preprocessor, split_seed, split_sizes, data, wall_time) for t in trackers
-    ]
+            new = prepared(refill(places - len(alive))) if refill and len(alive) < places else []
+            if new:
+                check_population([shape, *new])
+                net.add(new)
+                optimizer.add(net.params, len(new))
+                alive += range(len(trackers), len(trackers) + len(new))
+                trackers += [_Tracker(hp, []) for hp in new]
+    return [_result(t, preprocessor, split_seed, split_sizes, data) for t in trackers]
+
+
+def _rate(hp: HParams, epoch: int) -> float:
+    """The StepLR rate of ``hp`` in ``epoch``."""
+    return hp.lr * hp.factor ** (epoch // hp.patience)
 
 
 def _order(seed: int, epoch: int, n: int) -> torch.Tensor:
@@ -360,7 +418,7 @@ def _nan_entry(epoch: int, lr: torch.Tensor) -> dict:
 
 
 @torch.no_grad()
-def _validate(net, X_val, y_val, pos_weight, epoch, lr, losses, train_s) -> list[dict]:
+def _validate(net, X_val, y_val, pos_weight, epochs, lr, losses, train_s) -> list[dict]:
     """Each member's history entry for this epoch, on the whole validation split."""
     logits = torch.cat(
         [
@@ -380,7 +438,7 @@ def _validate(net, X_val, y_val, pos_weight, epoch, lr, losses, train_s) -> list
         scores = torch.sigmoid(logits[j]).numpy()
         entries.append(
             {
-                "epoch": epoch,
+                "epoch": epochs[j],
                 "train_loss": float(train_loss[j]),
                 "val_loss": float(val_loss[j]) if finite else math.nan,
                 "val_auc": metrics.roc_auc(labels, scores) if finite else math.nan,
@@ -394,7 +452,7 @@ def _validate(net, X_val, y_val, pos_weight, epoch, lr, losses, train_s) -> list
     return entries
 
 
-def _result(tracker, net, preprocessor, split_seed, split_sizes, data, wall_time) -> TrainResult:
+def _result(tracker, preprocessor, split_seed, split_sizes, data) -> TrainResult:
     hp, history = tracker.hparams, tracker.history
     nan = {"val_rejection": math.nan, "val_auc": math.nan}
     best = history[tracker.best_epoch] if tracker.best_epoch >= 0 else nan
@@ -413,7 +471,7 @@ def _result(tracker, net, preprocessor, split_seed, split_sizes, data, wall_time
         last_val_auc=last["val_auc"],
         history=history,
         n_params=count_parameters(mlp_from_hparams(hp)),
-        wall_time_s=wall_time,
+        wall_time_s=tracker.wall_time_s,
         status=tracker.status,
         predictor=predictor_of(tracker.best_state),
         last_predictor=predictor_of(tracker.last_state),

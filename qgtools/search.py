@@ -206,6 +206,10 @@ def make_objective(
     return objective
 
 
+TRIALS_PER_SHAPE = 2
+"""A population asks this many times its size in trials of its shape (it fills its places about
+twice over) before the next population draws a new shape."""
+
 SHAPE_PARAMS = (
     "n_layers",
     "n_channels",
@@ -225,70 +229,124 @@ def optimize_population(
     space: Space | str,
     max_epochs: int,
     population: int,
+    *,
+    seeds: int = 1,
+    n_trials: int | None = None,
+    keep_asking: Callable[[], bool] | None = None,
     num_threads: int | None = None,
     split_seed: int = SPLIT_SEED,
 ) -> list[FrozenTrial]:
-    """Ask ``population`` trials of one shape, train them together, tell each its result.
+    """Train ``population`` trials of one shape at once, asking for new ones as places free up.
 
     Ask-and-tell: the first trial draws every parameter with the study's sampler; the others
     draw theirs with the shape parameters (``SHAPE_PARAMS``) fixed to the first trial's
-    (``optuna.samplers.PartialFixedSampler``). The members train in one
-    :func:`qgtools.population.fit_population`; each reports its validation rejection every
-    epoch (``trial.report``) and stops when ``trial.should_prune()`` says so. The trials carry
-    the user attributes :func:`make_objective` sets (``hparams``, ``worker``, ``best_epoch``,
-    ...), so reports, ``hparams_of`` and dead-worker recovery work unchanged. Single-objective
-    (validation rejection) studies only.
+    (``optuna.samplers.PartialFixedSampler``). The trials train in one
+    :func:`qgtools.population.fit_population`, ``seeds`` members each (training seeds
+    ``seed``, ``seed + 1``, ...). Every epoch each trial reports its validation rejection (the
+    mean over its seeds) with ``trial.report`` and stops when ``trial.should_prune()`` says so;
+    a trial that finishes or is pruned frees its place for a new trial of the same shape, until
+    ``n_trials`` (default ``population``: no new ones) have been asked or ``keep_asking()``
+    says no. ``study.tell`` ends each trial with the mean over seeds of each seed's best
+    validation rejection; ``seed_values`` and ``seed_std`` hold the seeds' own values. The
+    trials carry the user attributes :func:`make_objective` sets (``hparams``, ``worker``,
+    ``best_epoch``, ...), so reports, ``hparams_of`` and dead-worker recovery work unchanged.
+    Single-objective (validation rejection) studies only.
+
+    Returns:
+        The trials, in the order they were asked.
     """
     from qgtools.population import fit_population
 
-    if population < 1:
-        raise ValueError(f"population={population} must be at least 1.")
+    if population < 1 or seeds < 1:
+        raise ValueError(f"population={population} and seeds={seeds} must be at least 1.")
     if len(study.directions) != 1:
         raise ValueError("A population search maximises one value (validation rejection).")
+    n_trials = population if n_trials is None else n_trials
     space_fn = SPACES[space] if isinstance(space, str) else space
-    trials = [study.ask()]
-    members = [space_fn(trials[0]).replace(max_epochs=max_epochs)]
-    shape = {name: trials[0].params[name] for name in SHAPE_PARAMS if name in trials[0].params}
-    sampler = study.sampler
-    with warnings.catch_warnings():  # experimental in Optuna 5, and what this needs
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.sampler = optuna.samplers.PartialFixedSampler(shape, sampler)
-    try:
-        for _ in range(population - 1):
-            trials.append(study.ask())
-            members.append(space_fn(trials[-1]).replace(max_epochs=max_epochs))
-    finally:
-        study.sampler = sampler
-    for trial, hparams in zip(trials, members, strict=True):
-        record_worker(trial)
-        trial.set_user_attr("hparams", asdict(hparams))
-        trial.set_user_attr("population", {"first": trials[0].number, "size": population})
+    trials: list[Trial] = []
+    shape: dict = {}
+    owner: list[int] = []  # the trial of each member, by member index
 
-    def report(epoch: int, alive: list[int], entries: list[dict]) -> list[int]:
-        stop = []
+    def ask(n: int) -> list[HParams]:
+        """Up to ``n`` new trials' members (``seeds`` each)."""
+        new = []
+        while len(new) < n * seeds and len(trials) < n_trials:
+            if trials and keep_asking is not None and not keep_asking():
+                break
+            sampler = study.sampler
+            if trials:  # the sampler is asked at each suggest, so it stays fixed through space_fn
+                with warnings.catch_warnings():  # experimental in Optuna 5, and what this needs
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.sampler = optuna.samplers.PartialFixedSampler(shape, sampler)
+            try:
+                trial = study.ask()
+                hparams = space_fn(trial).replace(max_epochs=max_epochs)
+            finally:
+                study.sampler = sampler
+            if not trials:  # the first trial's draws fix the shape
+                shape.update({k: trial.params[k] for k in SHAPE_PARAMS if k in trial.params})
+            record_worker(trial)
+            trial.set_user_attr("hparams", asdict(hparams))
+            trial.set_user_attr(
+                "population",
+                {
+                    "first": trials[0].number if trials else trial.number,
+                    "size": population,
+                    "seeds": seeds,
+                },
+            )
+            trials.append(trial)
+            owner.extend([len(trials) - 1] * seeds)
+            new += [hparams.replace(seed=hparams.seed + s) for s in range(seeds)]
+        return new
+
+    ended: set[int] = set()
+
+    def report(alive: list[int], entries: list[dict]) -> list[int]:
+        rounds: dict[int, list[tuple[int, dict]]] = {}
         for i, entry in zip(alive, entries, strict=True):
-            if math.isfinite(entry["val_rejection"]):
-                trials[i].report(entry["val_rejection"], epoch)
-                if trials[i].should_prune():
-                    stop.append(i)
+            rounds.setdefault(owner[i], []).append((i, entry))
+        stop = []
+        for t, seen in rounds.items():
+            values = [entry["val_rejection"] for _, entry in seen]
+            if t in ended or len(seen) < seeds or not all(math.isfinite(v) for v in values):
+                stop += [i for i, _ in seen]  # a diverged seed ends its trial (the result says)
+                ended.add(t)
+                continue
+            trials[t].report(float(np.mean(values)), seen[0][1]["epoch"])
+            if trials[t].should_prune():
+                stop += [i for i, _ in seen]
+                ended.add(t)
         return stop
 
     results = fit_population(
-        members, data, split_seed=split_seed, num_threads=num_threads, on_epoch=report
+        ask(population),
+        data,
+        split_seed=split_seed,
+        num_threads=num_threads,
+        on_epoch=report,
+        refill=lambda free: ask(free // seeds),
     )
-    for trial, result in zip(trials, results, strict=True):
-        trial.set_user_attr("best_epoch", result.best_epoch)
-        trial.set_user_attr("wall_time_s", round(result.wall_time_s / population, 2))
-        trial.set_user_attr("n_params", result.n_params)
-        if result.status == "pruned":
-            study.tell(trial, state=TrialState.PRUNED)
-        elif result.status == "diverged":
+    for t, trial in enumerate(trials):
+        mine = [r for r, o in zip(results, owner, strict=True) if o == t]
+        trial.set_user_attr("best_epoch", mine[0].best_epoch)
+        trial.set_user_attr("wall_time_s", round(sum(r.wall_time_s for r in mine), 2))
+        trial.set_user_attr("n_params", mine[0].n_params)
+        diverged = [r for r in mine if r.status == "diverged"]
+        if diverged:
             trial.set_user_attr(
-                "fail_reason", f"diverged: the loss went NaN at epoch {len(result.history)}"
+                "fail_reason",
+                f"diverged: the loss went NaN at epoch {len(diverged[0].history)}",
             )
             study.tell(trial, state=TrialState.FAIL)
+        elif any(r.status == "pruned" for r in mine):
+            study.tell(trial, state=TrialState.PRUNED)
         else:
-            study.tell(trial, result.best_val_rejection)
+            values = [r.best_val_rejection for r in mine]
+            if seeds > 1:
+                trial.set_user_attr("seed_values", [round(v, 4) for v in values])
+                trial.set_user_attr("seed_std", round(float(np.std(values, ddof=1)), 4))
+            study.tell(trial, float(np.mean(values)))
     return [study.trials[trial.number] for trial in trials]
 
 
@@ -727,6 +785,7 @@ class _Job:
     seed: int
     expected_data: tuple[str, int]  # (origin, jets) the parent loaded: the workers must match
     population: int = 1  # trials each worker trains at once (optimize_population)
+    seeds: int = 1  # training seeds per trial
 
 
 @dataclass(frozen=True)
@@ -828,9 +887,8 @@ def _worker(index: int, job: _Job) -> None:
         taken = _taken(study)
         if taken >= job.n_trials:
             return
-        if job.population > 1:
-            size = min(job.population, job.n_trials - taken)
-            trials = _population_in_worker(study, data, job, size)
+        if job.population > 1 or job.seeds > 1:
+            trials = _population_in_worker(study, data, job, job.n_trials - taken)
             failed = all(t.state == TrialState.FAIL for t in trials)
         else:
             study.optimize(
@@ -843,12 +901,24 @@ def _worker(index: int, job: _Job) -> None:
 
 
 def _population_in_worker(
-    study: optuna.Study, data: JetData, job: _Job, size: int
+    study: optuna.Study, data: JetData, job: _Job, left: int
 ) -> list[FrozenTrial]:
-    """One population of ``size`` trials; an error fails this worker's running trials with the
-    reason (as ``study.optimize(catch=...)`` does for one trial) instead of ending the worker."""
+    """One population (at most ``left`` trials at once, asking no more once the study has its
+    budget); an error fails this worker's running trials with the reason (as
+    ``study.optimize(catch=...)`` does for one trial) instead of ending the worker."""
+    size = min(job.population, left)
     try:
-        return optimize_population(study, data, job.space, job.max_epochs, size, num_threads=1)
+        return optimize_population(
+            study,
+            data,
+            job.space,
+            job.max_epochs,
+            size,
+            seeds=job.seeds,
+            n_trials=TRIALS_PER_SHAPE * size,
+            keep_asking=lambda: _taken(study) < job.n_trials,
+            num_threads=1,
+        )
     except Exception as error:  # noqa: BLE001 (recorded on the trials, as optimize's catch does)
         reason = f"{type(error).__name__}: {error}"
         storage = open_storage(job.storage)
@@ -875,6 +945,7 @@ def run_study(
     progress: bool = True,
     allow_mismatch: bool = False,
     population: int = 1,
+    seeds: int = 1,
 ) -> StudySummary:
     """Create, join or top up a study and run it with ``workers`` processes until it has
     ``n_trials`` finished trials.
@@ -897,16 +968,19 @@ def run_study(
     when a run first meets it; a later run with other settings is refused (``ValueError``)
     unless ``allow_mismatch``.
 
-    With ``population`` K > 1 each worker asks for K trials at a time and trains them together
-    (:func:`optimize_population`); K is a recorded setting too.
+    With ``population`` K > 1 each worker trains K trials at a time as one population
+    (:func:`optimize_population`): one shape, drawn by the sampler, for ``TRIALS_PER_SHAPE`` x K
+    trials, a new trial taking each place that a finished or pruned one frees. With ``seeds``
+    S > 1 each trial's value is the mean over S training seeds (S members each). Both are
+    recorded settings.
 
     Returns:
         A :class:`StudySummary`; ``status`` says whether the budget was met.
     """
-    if n_trials < 1 or workers < 1 or max_epochs < 1 or population < 1:
+    if min(n_trials, workers, max_epochs, population, seeds) < 1:
         raise ValueError(
-            f"n_trials={n_trials}, workers={workers}, max_epochs={max_epochs} and "
-            f"population={population} must be positive."
+            f"n_trials={n_trials}, workers={workers}, max_epochs={max_epochs}, "
+            f"population={population} and seeds={seeds} must be positive."
         )
     if seed < 0:
         raise ValueError(f"seed={seed}: use a seed of 0 or more.")
@@ -934,6 +1008,7 @@ def run_study(
         "space": space,
         "max_epochs": max_epochs,
         "population": population,
+        "seeds": seeds,
     }
     del loaded  # each worker loads its own copy
     opened = open_storage(url)
@@ -960,6 +1035,7 @@ def run_study(
         seed=seed,
         expected_data=(settings["data"], settings["jets"]),
         population=population,
+        seeds=seeds,
     )
     codes: list[int | None] = []
     if count_finished(the_study) < n_trials:
@@ -986,7 +1062,7 @@ def run_study(
     )
 
 
-SETTING_DEFAULTS = {"population": 1}
+SETTING_DEFAULTS = {"population": 1, "seeds": 1}
 """Settings a study recorded before they existed had these values."""
 
 
@@ -1349,6 +1425,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="trials each worker trains at once, sharing one sampled shape (default 1)",
     )
     run_cmd.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="training seeds per trial; its value is their mean (default 1)",
+    )
+    run_cmd.add_argument(
         "--allow-mismatch",
         action="store_true",
         help="run even if the study was run with other data, jets, space or max epochs",
@@ -1364,8 +1446,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             matplotlib.use("Agg")  # the command line draws no windows; notebooks keep their backend
             return 0 if report(args.study, args.storage, args.out) else 1
-        if min(args.trials, args.workers, args.max_epochs, args.population) < 1:
-            parser.error("--trials, --workers, --max-epochs and --population must be positive")
+        if min(args.trials, args.workers, args.max_epochs, args.population, args.seeds) < 1:
+            parser.error(
+                "--trials, --workers, --max-epochs, --population and --seeds must be positive"
+            )
         summary = run_study(
             args.study,
             n_trials=args.trials,
@@ -1380,6 +1464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             allow_mismatch=args.allow_mismatch,
             population=args.population,
+            seeds=args.seeds,
         )
     except (ValueError, KeyError) as error:
         print(f"Error: {error}", file=sys.stderr)

@@ -88,9 +88,9 @@ def test_pruned_members_stop_and_keep_what_they_reached(data):
     members = [BASE.replace(seed=s) for s in range(4)]
     seen = []
 
-    def prune_member_two_after_the_first_epoch(epoch, alive, entries):
+    def prune_member_two_after_the_first_epoch(alive, entries):
         seen.append(list(alive))
-        return [2] if epoch == 0 else []
+        return [2] if entries[0]["epoch"] == 0 else []
 
     results = fit_population(
         members, data, num_threads=1, on_epoch=prune_member_two_after_the_first_epoch
@@ -98,6 +98,33 @@ def test_pruned_members_stop_and_keep_what_they_reached(data):
     assert seen == [[0, 1, 2, 3], [0, 1, 3], [0, 1, 3]]
     assert [r.status for r in results] == ["ok", "ok", "pruned", "ok"]
     assert len(results[2].history) == 1 and len(results[0].history) == 3
+
+
+def test_members_that_join_later_are_the_same_members_alone(data):
+    first = [BASE.replace(seed=s, lr=lr) for s, lr in [(0, 1e-3), (1, 3e-3)]]
+    later = [BASE.replace(seed=7, lr=2e-3, factor=0.3, patience=1), BASE.replace(seed=8)]
+    rounds = []
+
+    def stop_member_one_at_once(alive, entries):
+        rounds.append([(i, e["epoch"]) for i, e in zip(alive, entries, strict=True)])
+        return [1] if len(rounds) == 1 else []
+
+    waiting = list(later)
+
+    def one_at_a_time(free):
+        return [waiting.pop(0)] if waiting and free else []
+
+    results = fit_population(
+        first, data, num_threads=1, on_epoch=stop_member_one_at_once, refill=one_at_a_time
+    )
+    # member 1 leaves after round 1 and member 2 takes its place; 3 waits for member 0 to end
+    assert rounds[:4] == [[(0, 0), (1, 0)], [(0, 1), (2, 0)], [(0, 2), (2, 1)], [(2, 2), (3, 0)]]
+    assert [r.status for r in results] == ["ok", "pruned", "ok", "ok"]
+    for k, hp in [(2, later[0]), (3, later[1])]:
+        (alone,) = fit_population([hp], data, num_threads=1)
+        for key in ("val_loss", "val_auc", "lr"):
+            assert np.allclose(curves(results[k], key), curves(alone, key), atol=1e-3), key
+        assert results[k].best_epoch == alone.best_epoch
 
 
 def test_a_member_is_a_predictor_that_saves_and_loads(data, tmp_path):
@@ -140,7 +167,61 @@ def test_a_population_of_trials_shares_the_sampled_shape_and_is_told_its_values(
     for t in trials:
         curve = [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
         assert len(curve) == 2 and t.value == max(curve)
-        assert t.user_attrs["population"] == {"first": 0, "size": 4} and "worker" in t.user_attrs
+        assert t.user_attrs["population"] == {"first": 0, "size": 4, "seeds": 1}
+        assert "worker" in t.user_attrs
+
+
+def test_freed_places_take_new_trials_of_the_same_shape(data):
+    import optuna
+
+    from qgtools import search
+    from qgtools.population import SHARED_FIELDS
+
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=search.make_sampler("random", 1),
+        pruner=optuna.pruners.ThresholdPruner(lower=1e9, n_warmup_steps=1),  # prunes at epoch 1
+    )
+    trials = search.optimize_population(
+        study,
+        data,
+        "cpu",
+        max_epochs=3,
+        population=2,
+        n_trials=5,
+        keep_asking=lambda: len(study.trials) < 4,  # as a worker asks: is the budget met?
+    )
+    assert len(trials) == 4  # two first, then two more, then keep_asking said no
+    assert all(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    assert [len(t.intermediate_values) for t in trials] == [2, 2, 2, 2]
+    shapes = {tuple(getattr(search.hparams_of(t), f) for f in SHARED_FIELDS) for t in trials}
+    assert len(shapes) == 1
+
+
+def test_a_trial_with_seeds_is_the_mean_of_its_seeds(data):
+    import optuna
+
+    from qgtools import search
+
+    study = optuna.create_study(direction="maximize", sampler=search.make_sampler("random", 2))
+
+    def without_dropout(trial):  # dropout draws other random numbers in another population
+        return search.cpu_space(trial).replace(dropout=0.0)
+
+    trials = search.optimize_population(
+        study, data, without_dropout, max_epochs=2, population=2, seeds=3
+    )
+    assert len(trials) == 2 and {t.user_attrs["population"]["seeds"] for t in trials} == {3}
+    for t in trials:
+        hp = search.hparams_of(t)
+        alone = fit_population([hp.replace(seed=s) for s in range(3)], data, num_threads=1)
+        values = [r.best_val_rejection for r in alone]
+        assert np.allclose(t.user_attrs["seed_values"], values, atol=0.05)
+        assert math.isclose(t.value, np.mean(t.user_attrs["seed_values"]), rel_tol=1e-3)
+        assert math.isclose(t.user_attrs["seed_std"], np.std(values, ddof=1), abs_tol=0.05)
+        curve = [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
+        means = np.mean([curves(r, "val_rejection") for r in alone], axis=0)
+        assert np.allclose(curve, means, atol=0.05)
 
 
 def test_pruned_members_of_a_population_are_pruned_trials(data):
@@ -174,10 +255,8 @@ def test_the_command_line_runs_populations_and_records_their_size(toy_npz, tmp_p
     assert out.returncode == 0, out.stdout + out.stderr
     study = optuna.load_study(study_name="toy", storage=search.open_storage(journal))
     assert search.count_finished(study) == 6 and study.user_attrs["settings"]["population"] == 4
-    sizes = [t.user_attrs["population"]["size"] for t in study.trials]
-    assert sizes == [4, 4, 4, 4, 2, 2]  # the budget caps the last population
-    firsts = {t.user_attrs["population"]["first"] for t in study.trials}
-    assert firsts == {0, 4}
+    firsts = [t.user_attrs["population"]["first"] for t in study.trials]
+    assert firsts == [0] * 6  # four places, two refilled, then the budget stops asking
     again = cli(*run_args(journal, toy_npz, trials=8, epochs=2, workers=1), cwd=tmp_path)
     assert again.returncode == 2 and "population" in again.stderr  # one at a time: refused
 
