@@ -1,9 +1,11 @@
-"""Training speed: reference-style Lightning vs a plain loop vs ``fit``; chunked vs automatic.
+"""Training speed: reference-style Lightning vs a plain loop vs ``fit``; chunked vs automatic;
+a population of K networks trained together vs ``fit``.
 
-Usage: python bench/training_speed.py [--only table|lightning] [--threads 2] [--repeats 5] [--quick]
+Usage: python bench/training_speed.py [--only table|lightning|population] [--threads N]
+           [--repeats 5] [--quick]
 
-Two tables, both in seconds per epoch of 80k jets on synthetic 45-feature tensors; ``--only``
-runs one of them (default: both).
+Three tables, all in seconds per epoch of 80k jets on synthetic 45-feature tensors; ``--only``
+runs one of them (default: all three).
 
 ``table``: each method trains the same model for a fixed number of optimizer steps, after a
 warm-up, and the time is scaled to one epoch of 80k jets: the reference code's structure
@@ -24,6 +26,25 @@ their ratio automatic / chunked and the range of the per-repeat ratios, with the
 at start and end; a last line says whether automatic is within 1.2x of chunked in every case
 (the rule for switching to it) and what that decides.
 
+``population``: what training K networks of one shape as one stacked network
+(``qgtools.population.fit_population``) buys per network, for K = 1, 8, 32, 128 at widths 16,
+64 and 256 (``model.CPU_HPARAMS``: 3 hidden layers, LayerNorm and BatchNorm, Tanh, batch 256,
+log+standardize; dropout 0). The population column is the training time of one epoch of the
+stacked network divided by K (its history's ``train_s``, which is already the round's training
+time divided by the members; validation excluded), scaled by jets to 80k: seconds per member
+and epoch. Against it, for the same single model: ``fit`` (the training part of its epoch,
+history ``train_s``) and the plain loop of the ``table`` part. Each run trains a warm-up epoch
+and one timed epoch, on 2,000 validation jets (1,000 with ``--quick``). The training jets are
+chosen per case so that the timed epoch lasts about 4 s (0.3 s with ``--quick``): a
+one-epoch probe on 10 batches measures the rate, and the count is rounded to whole batches,
+between 10 batches and 40,960 jets; so big K x width cases (e.g. K = 128 at width 256) time
+fewer jets than small ones, and the jets of each case are printed under the table. ``fit``
+and the plain loop time 40,960 jets (160 steps; 5,120 with ``--quick``). Also the achieved
+GFLOP/s of the population (6 x parameters x jets per second x K, the ``table`` formula) and
+the speed-up per member, ``fit`` / population. Uses ``--threads`` torch threads, default 1 for
+this table (a search runs one thread per worker). ``--quick``: K = 1 and 8 at widths 16 and 64
+only. About 3-5 minutes on one thread of a laptop core (under 30 s with ``--quick``).
+
 Prints measured figures; asserts nothing.
 """
 
@@ -41,7 +62,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import DataLoader, TensorDataset, random_split
 
 from qgtools.data import JetData
-from qgtools.model import HParams, count_parameters, mlp_from_hparams
+from qgtools.model import CPU_HPARAMS, HParams, count_parameters, mlp_from_hparams
+from qgtools.population import fit_population
 from qgtools.train import fit
 
 EPOCH_JETS = 80_000
@@ -296,16 +318,125 @@ def chunked_vs_automatic(quick: bool, repeats: int) -> None:
     )
 
 
+POPULATION_WIDTHS = (16, 64, 256)
+POPULATION_SIZES = (1, 8, 32, 128)
+POPULATION_HPARAMS = CPU_HPARAMS.replace(dropout=0.0)  # 3 layers, LayerNorm + BatchNorm, batch 256
+SINGLE_JETS = 40_960  # training jets per timed epoch of fit and the plain loop (160 steps)
+MAX_POPULATION_JETS = 40_960
+MIN_POPULATION_BATCHES = 10
+
+
+def _epoch_train_s(result, epoch: int) -> float:
+    """Training seconds (no validation) of ``epoch`` in a TrainResult's history; NaN if the run
+    did not get there. A population member's is the round's time divided by the members."""
+    if result.status != "ok" or len(result.history) <= epoch:
+        return float("nan")
+    return float(result.history[epoch]["train_s"])
+
+
+def population_epoch(
+    hp: HParams,
+    k: int,
+    X: np.ndarray,
+    y: np.ndarray,
+    n_train: int,
+    n_val: int,
+    threads: int,
+    epochs: int = 2,
+) -> float:
+    """Training seconds of the last of ``epochs`` epochs of a population of ``k`` (the whole
+    stacked network, not per member), on ``n_train`` training jets."""
+    n_jets = n_train + n_val + 1
+    data = JetData(X[:n_jets], y[:n_jets], origin="synthetic")
+    members = [hp.replace(seed=seed) for seed in range(k)]
+    results = fit_population(
+        members,
+        data,
+        max_epochs=epochs,
+        split_sizes=(n_train, n_val, 1),
+        num_threads=threads,
+    )
+    # each member's train_s is the round's training time divided by the members in it
+    return k * _epoch_train_s(results[0], epochs - 1)
+
+
+def fit_epoch(
+    hp: HParams, X: np.ndarray, y: np.ndarray, n_train: int, n_val: int, threads: int
+) -> float:
+    """Training seconds of ``fit``'s second epoch (the first is a warm-up) on ``n_train`` jets."""
+    n_jets = n_train + n_val + 1
+    data = JetData(X[:n_jets], y[:n_jets], origin="synthetic")
+    result = fit(
+        hp,
+        data,
+        max_epochs=2,
+        progress=False,
+        num_threads=threads,
+        split_sizes=(n_train, n_val, 1),
+    )
+    return _epoch_train_s(result, 1)
+
+
+def population(threads: int, quick: bool) -> None:
+    """The third table: a population of K per member vs ``fit`` and the plain loop."""
+    torch.set_num_threads(threads)
+    X_np, y_np = synthetic_jets()
+    X, y = torch.from_numpy(X_np), torch.from_numpy(y_np).float()
+    widths = POPULATION_WIDTHS[:2] if quick else POPULATION_WIDTHS
+    sizes = POPULATION_SIZES[:2] if quick else POPULATION_SIZES
+    target_s = 0.3 if quick else 4.0  # seconds of the timed population epoch
+    single_jets = SINGLE_JETS // 8 if quick else SINGLE_JETS
+    n_val = 1_000 if quick else 2_000
+    limit = matmul_gflops(1024 if quick else 2048, 3 if quick else 10)
+    batch = POPULATION_HPARAMS.batch_size
+    print(
+        f"torch {torch.__version__}, {threads} thread(s); float32 matmul: {limit:.0f} GFLOP/s; "
+        f"3 hidden layers, LayerNorm + BatchNorm, Tanh, batch {batch}, dropout 0; seconds per "
+        f"80k-jet training epoch (no validation); fit and plain loop timed on {single_jets} jets"
+    )
+    print(
+        "| width | K | population s/member-epoch | fit s/epoch | plain loop s/epoch "
+        "| fit / population | population GFLOP/s |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    jets_used = []
+    for width in widths:
+        hp = POPULATION_HPARAMS.replace(n_channels=width)
+        n_params = count_parameters(mlp_from_hparams(hp))
+        ours = fit_epoch(hp, X_np, y_np, single_jets, n_val, threads) * EPOCH_JETS / single_jets
+        torch.set_num_threads(threads)
+        steps = single_jets // batch
+        plain = plain_loop(hp, X, y, steps) * EPOCH_JETS / batch
+        for k in sizes:
+            probe_jets = MIN_POPULATION_BATCHES * batch
+            probe = population_epoch(hp, k, X_np, y_np, probe_jets, n_val, threads, epochs=1)
+            wanted = target_s / probe * probe_jets if probe > 0 else 0  # NaN: the probe failed
+            n_train = int(wanted) // batch * batch if np.isfinite(wanted) else 0
+            n_train = min(MAX_POPULATION_JETS, max(probe_jets, n_train))
+            jets_used.append(f"width {width} K {k}: {n_train}")
+            stacked = population_epoch(hp, k, X_np, y_np, n_train, n_val, threads)
+            per_member = stacked / k * EPOCH_JETS / n_train
+            gflops = 6 * n_params * EPOCH_JETS / per_member / 1e9
+            print(
+                f"| {width} | {k} | {per_member:.4f} | {ours:.3f} | {plain:.3f} "
+                f"| {ours / per_member:.1f}x | {gflops:.1f} |",
+                flush=True,
+            )
+    print(f"timed training jets per population epoch: {'; '.join(jets_used)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--only",
-        choices=("table", "lightning"),
-        help="run one part: 'table' (reference vs plain vs fit) or 'lightning' (chunked vs "
-        "automatic); default both",
+        choices=("table", "lightning", "population"),
+        help="run one part: 'table' (reference vs plain vs fit), 'lightning' (chunked vs "
+        "automatic) or 'population' (K networks at once vs fit); default all three",
     )
     parser.add_argument(
-        "--threads", type=int, default=2, help="torch threads for 'table' (default 2)"
+        "--threads",
+        type=int,
+        help="torch threads for 'table' (default 2) and 'population' (default 1)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="fewer steps and jets (noisier), for a smoke run"
@@ -317,11 +448,15 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     if args.only in (None, "table"):
-        table(args.threads, args.quick)
+        table(args.threads or 2, args.quick)
     if args.only is None:
         print()
     if args.only in (None, "lightning"):
         chunked_vs_automatic(args.quick, args.repeats)
+    if args.only is None:
+        print()
+    if args.only in (None, "population"):
+        population(args.threads or 1, args.quick)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Plots the notebooks share, and the pictures that explain the search methods.
 
 Axis labels for the features (01); learning curves and the HEP rejection curve (notebooks 02-03);
-the Pareto front (07); TPE's good/bad split and its two densities, the median pruner's decision,
-the successive-halving and Hyperband schedules, and a study's slice plot (05). Plain arrays (or
-Optuna's trials, read through their attributes) in, matplotlib axes out; no Optuna import here.
+the Pareto front (07); a population's members (08); TPE's good/bad split and its two densities,
+the median pruner's decision, the successive-halving and Hyperband schedules, and a study's slice
+plot (05). Plain arrays (or Optuna's trials, read through their attributes) in, matplotlib axes
+out; no Optuna import here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import ticker
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
+from matplotlib.colors import LogNorm, Normalize
 
 from qgtools import data, metrics
 
@@ -66,6 +67,33 @@ def learning_curves(
         if max_epochs is not None:
             ax.set_xlim(0.5, max_epochs + 0.5)
     return np.asarray(axes)
+
+
+def population_curves(
+    histories: Sequence[Sequence[dict]],
+    values: Sequence[float],
+    name: str,
+    key: str = "val_rejection",
+    ax: plt.Axes | None = None,
+    log: bool = True,
+) -> plt.Axes:
+    """One curve of ``key`` per epoch for each member of a population (notebook 08), coloured
+    by the member's hyperparameter ``values`` (called ``name``; log colour scale by default)
+    with a colour bar; a member that stopped early (pruned, diverged) ends its line early."""
+    if len(histories) != len(values):
+        raise ValueError(f"{len(histories)} histories but {len(values)} values: one per member.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
+    values = np.asarray(values, dtype=float)
+    norm = LogNorm(values.min(), values.max()) if log else Normalize(values.min(), values.max())
+    cmap = plt.get_cmap("viridis")
+    for history, value in zip(histories, values, strict=True):
+        epochs = [h["epoch"] + 1 for h in history]
+        ax.plot(epochs, [h[key] for h in history], ".-", color=cmap(norm(value)), lw=1)
+    ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=name)
+    ax.set(xlabel="epoch", ylabel=key.replace("_", " "))
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
+    return ax
 
 
 def rejection_curves(

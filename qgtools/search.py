@@ -210,6 +210,28 @@ TRIALS_PER_SHAPE = 2
 """A population asks this many times its size in trials of its shape (it fills its places about
 twice over) before the next population draws a new shape."""
 
+
+def _shapes_drawn(study: optuna.Study) -> int:
+    """Populations started in ``study`` so far (their first trials)."""
+    firsts = {
+        t.user_attrs["population"]["first"]
+        for t in study.get_trials(deepcopy=False)
+        if "population" in t.user_attrs
+    }
+    return len(firsts)
+
+
+def _shape_seed(study: optuna.Study, trial: Trial) -> int:
+    """A seed for a start-up shape, from the study's sampler: a worker's sampler seed and the
+    trial's number (see ``_TrialSeededSampler``), else a draw from the sampler's own seeded
+    random state (Optuna's samplers keep it as ``_rng``), so a rerun draws the same shapes."""
+    sampler = study.sampler
+    if isinstance(sampler, _TrialSeededSampler):
+        return sampler._seed_of(trial.number)
+    rng = getattr(sampler, "_rng", None)
+    return int(rng.rng.randint(2**31 - 1)) if rng is not None else trial.number
+
+
 SHAPE_PARAMS = (
     "n_layers",
     "n_channels",
@@ -274,12 +296,15 @@ def optimize_population(
             if trials and keep_asking is not None and not keep_asking():
                 break
             sampler = study.sampler
-            if trials:  # the sampler is asked at each suggest, so it stays fixed through space_fn
-                with warnings.catch_warnings():  # experimental in Optuna 5, and what this needs
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    study.sampler = optuna.samplers.PartialFixedSampler(shape, sampler)
             try:
                 trial = study.ask()
+                # the sampler is asked at each suggest, so it is swapped through space_fn
+                if trials:
+                    with warnings.catch_warnings():  # experimental in Optuna 5; what this needs
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        study.sampler = optuna.samplers.PartialFixedSampler(shape, sampler)
+                elif _shapes_drawn(study) < SHAPE_STARTUP:
+                    study.sampler = optuna.samplers.RandomSampler(seed=_shape_seed(study, trial))
                 hparams = space_fn(trial).replace(max_epochs=max_epochs)
             finally:
                 study.sampler = sampler
@@ -348,6 +373,51 @@ def optimize_population(
                 trial.set_user_attr("seed_std", round(float(np.std(values, ddof=1)), 4))
             study.tell(trial, float(np.mean(values)))
     return [study.trials[trial.number] for trial in trials]
+
+
+def search_populations(
+    study: optuna.Study,
+    data: JetData,
+    space: Space | str,
+    max_epochs: int,
+    population: int,
+    *,
+    seeds: int = 1,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    num_threads: int | None = None,
+    split_seed: int = SPLIT_SEED,
+) -> list[FrozenTrial]:
+    """Population after population (:func:`optimize_population`, each asking
+    ``TRIALS_PER_SHAPE`` x ``population`` trials of its shape) in this process, until
+    ``n_trials`` trials have been asked or ``timeout`` seconds have passed (then no new trial
+    starts; the running ones finish). The in-process counterpart of ``study.optimize``.
+
+    Returns:
+        The trials it ran, in the order they were asked.
+    """
+    if n_trials is None and timeout is None:
+        raise ValueError("Give n_trials or timeout (or both): a search needs an end.")
+    start, ran = time.perf_counter(), []
+
+    def in_time() -> bool:
+        return timeout is None or time.perf_counter() - start < timeout
+
+    while in_time() and (n_trials is None or len(ran) < n_trials):
+        left = n_trials - len(ran) if n_trials is not None else TRIALS_PER_SHAPE * population
+        ran += optimize_population(
+            study,
+            data,
+            space,
+            max_epochs,
+            min(population, left),
+            seeds=seeds,
+            n_trials=min(TRIALS_PER_SHAPE * population, left),
+            keep_asking=in_time,
+            num_threads=num_threads,
+            split_seed=split_seed,
+        )
+    return ran
 
 
 # --------------------------------------------------------------------------- storages and studies
@@ -573,6 +643,10 @@ def _with_installed_driver(url: str) -> str:
 
 
 TPE_STARTUP_TRIALS = 5
+SHAPE_STARTUP = TPE_STARTUP_TRIALS
+"""The first this many populations of a study draw their shapes at random, as TPE draws its
+first trials: counted in trials, TPE's start-up would end inside the first population, and TPE
+would model shapes from trials that all share one."""
 """TPE's random start-up trials in ``qgtools`` (Optuna's own default is 10): short studies."""
 
 

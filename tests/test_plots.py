@@ -310,3 +310,18 @@ def test_slice_plot_takes_a_study_and_names_unknown_parameters():
         plots.slice_plot(space_trials(0), ["lr"], "objective")
     with pytest.raises(ValueError, match="2 axes for 1 parameters"):
         plots.slice_plot(space_trials(3), ["lr"], "objective", axes=plt.subplots(1, 2)[1])
+
+
+def test_population_curves_draw_one_line_per_member_coloured_by_its_value():
+    histories = [
+        [{"epoch": e, "val_rejection": 10 + e * k} for e in range(3 if k else 1)] for k in range(4)
+    ]
+    ax = plots.population_curves(histories, [1e-4, 1e-3, 1e-2, 1e-1], "lr")
+    lines = ax.get_lines()
+    assert len(lines) == 4 and list(lines[0].get_xdata()) == [1]  # stopped after one epoch
+    colours = {tuple(line.get_color()) for line in lines}
+    assert len(colours) == 4  # one colour per value
+    assert ax.figure.axes[1].get_ylabel() == "lr"  # the colour bar names the parameter
+    with pytest.raises(ValueError, match="one per member"):
+        plots.population_curves(histories, [1.0], "lr")
+    plt.close("all")

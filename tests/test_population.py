@@ -275,3 +275,18 @@ def test_a_study_recorded_before_populations_ran_one_at_a_time(toy_npz, tmp_path
     assert search.run_study("toy", n_trials=2, **run).status == "done"
     with pytest.raises(ValueError, match="population"):
         search.run_study("toy", n_trials=3, population=2, **run)
+
+
+def test_populations_run_until_the_trials_are_asked(data):
+    import optuna
+
+    from qgtools import search
+
+    study = optuna.create_study(direction="maximize", sampler=search.make_sampler("random", 4))
+    trials = search.search_populations(study, data, "cpu", max_epochs=1, population=2, n_trials=5)
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4] and len(study.trials) == 5
+    firsts = [t.user_attrs["population"]["first"] for t in trials]
+    assert firsts == [0] * search.TRIALS_PER_SHAPE * 2 + [4]  # a new shape after 2 x 2 trials
+    assert search.search_populations(study, data, "cpu", 1, 2, timeout=0) == []
+    with pytest.raises(ValueError, match="n_trials or timeout"):
+        search.search_populations(study, data, "cpu", 1, 2)
