@@ -211,25 +211,14 @@ TRIALS_PER_SHAPE = 2
 twice over) before the next population draws a new shape."""
 
 
-def _shapes_drawn(study: optuna.Study) -> int:
-    """Populations started in ``study`` so far (their first trials)."""
-    firsts = {
-        t.user_attrs["population"]["first"]
-        for t in study.get_trials(deepcopy=False)
-        if "population" in t.user_attrs
-    }
-    return len(firsts)
-
-
-def _shape_seed(study: optuna.Study, trial: Trial) -> int:
-    """A seed for a start-up shape, from the study's sampler: a worker's sampler seed and the
-    trial's number (see ``_TrialSeededSampler``), else a draw from the sampler's own seeded
-    random state (Optuna's samplers keep it as ``_rng``), so a rerun draws the same shapes."""
-    sampler = study.sampler
-    if isinstance(sampler, _TrialSeededSampler):
-        return sampler._seed_of(trial.number)
-    rng = getattr(sampler, "_rng", None)
-    return int(rng.rng.randint(2**31 - 1)) if rng is not None else trial.number
+def population_size(study: optuna.Study, population: int) -> int:
+    """The size of the next population: ``population``, but never more than the study's completed
+    trials (at least 1). A pruner compares a trial with completed ones, so a study's first
+    population of K would run unpruned while it has nothing to compare with; this way the first
+    populations are single trials (the sampler's start-up draws a shape each, as it draws a
+    trial) and the size grows as trials complete."""
+    complete = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    return max(1, min(population, complete))
 
 
 SHAPE_PARAMS = (
@@ -303,8 +292,6 @@ def optimize_population(
                     with warnings.catch_warnings():  # experimental in Optuna 5; what this needs
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                         study.sampler = optuna.samplers.PartialFixedSampler(shape, sampler)
-                elif _shapes_drawn(study) < SHAPE_STARTUP:
-                    study.sampler = optuna.samplers.RandomSampler(seed=_shape_seed(study, trial))
                 hparams = space_fn(trial).replace(max_epochs=max_epochs)
             finally:
                 study.sampler = sampler
@@ -404,15 +391,16 @@ def search_populations(
         return timeout is None or time.perf_counter() - start < timeout
 
     while in_time() and (n_trials is None or len(ran) < n_trials):
-        left = n_trials - len(ran) if n_trials is not None else TRIALS_PER_SHAPE * population
+        size = population_size(study, population)
+        left = n_trials - len(ran) if n_trials is not None else TRIALS_PER_SHAPE * size
         ran += optimize_population(
             study,
             data,
             space,
             max_epochs,
-            min(population, left),
+            min(size, left),
             seeds=seeds,
-            n_trials=min(TRIALS_PER_SHAPE * population, left),
+            n_trials=min(TRIALS_PER_SHAPE * size, left),
             keep_asking=in_time,
             num_threads=num_threads,
             split_seed=split_seed,
@@ -643,10 +631,6 @@ def _with_installed_driver(url: str) -> str:
 
 
 TPE_STARTUP_TRIALS = 5
-SHAPE_STARTUP = TPE_STARTUP_TRIALS
-"""The first this many populations of a study draw their shapes at random, as TPE draws its
-first trials: counted in trials, TPE's start-up would end inside the first population, and TPE
-would model shapes from trials that all share one."""
 """TPE's random start-up trials in ``qgtools`` (Optuna's own default is 10): short studies."""
 
 
@@ -980,7 +964,7 @@ def _population_in_worker(
     """One population (at most ``left`` trials at once, asking no more once the study has its
     budget); an error fails this worker's running trials with the reason (as
     ``study.optimize(catch=...)`` does for one trial) instead of ending the worker."""
-    size = min(job.population, left)
+    size = min(population_size(study, job.population), left)
     try:
         return optimize_population(
             study,

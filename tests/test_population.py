@@ -256,7 +256,9 @@ def test_the_command_line_runs_populations_and_records_their_size(toy_npz, tmp_p
     study = optuna.load_study(study_name="toy", storage=search.open_storage(journal))
     assert search.count_finished(study) == 6 and study.user_attrs["settings"]["population"] == 4
     firsts = [t.user_attrs["population"]["first"] for t in study.trials]
-    assert firsts == [0] * 6  # four places, two refilled, then the budget stops asking
+    sizes = [t.user_attrs["population"]["size"] for t in study.trials]
+    # one place while no trial is complete, then two (not yet four), until the budget is met
+    assert firsts == [0, 0, 2, 2, 2, 2] and sizes == [1, 1, 2, 2, 2, 2]
     again = cli(*run_args(journal, toy_npz, trials=8, epochs=2, workers=1), cwd=tmp_path)
     assert again.returncode == 2 and "population" in again.stderr  # one at a time: refused
 
@@ -286,7 +288,23 @@ def test_populations_run_until_the_trials_are_asked(data):
     trials = search.search_populations(study, data, "cpu", max_epochs=1, population=2, n_trials=5)
     assert [t.number for t in trials] == [0, 1, 2, 3, 4] and len(study.trials) == 5
     firsts = [t.user_attrs["population"]["first"] for t in trials]
-    assert firsts == [0] * search.TRIALS_PER_SHAPE * 2 + [4]  # a new shape after 2 x 2 trials
+    # no trial complete: a population of one (2 trials of its shape); then of two (up to 4)
+    assert firsts == [0, 0, 2, 2, 2]
+    assert [t.user_attrs["population"]["size"] for t in trials] == [1, 1, 2, 2, 2]
     assert search.search_populations(study, data, "cpu", 1, 2, timeout=0) == []
     with pytest.raises(ValueError, match="n_trials or timeout"):
         search.search_populations(study, data, "cpu", 1, 2)
+
+
+def test_a_population_is_never_larger_than_the_completed_trials():
+    import optuna
+
+    from qgtools import search
+
+    study = optuna.create_study(direction="maximize")
+    assert search.population_size(study, 16) == 1  # nothing to compare with yet
+    for value in (1.0, 2.0, 3.0):
+        study.tell(study.ask(), value)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # not a reference
+    assert search.population_size(study, 16) == 3
+    assert search.population_size(study, 2) == 2
