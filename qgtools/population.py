@@ -33,7 +33,7 @@ from qgtools.data import DEFAULT_SPLIT, JetData
 from qgtools.data import split as split_data
 from qgtools.model import HParams, Predictor, count_parameters, mlp_from_hparams
 from qgtools.preprocessing import Preprocessor
-from qgtools.train import TrainResult, _torch_threads
+from qgtools.train import TrainResult, torch_threads
 
 SHARED_FIELDS = (
     "input_channels",
@@ -301,7 +301,7 @@ def fit_population(
     y_val = torch.as_tensor(val.y, dtype=torch.float32)
     trackers = [_Tracker(hp, []) for hp in members]
     alive = list(range(len(members)))
-    with _torch_threads(num_threads):
+    with torch_threads(num_threads):
         net = StackedMLP(members)
         optimizer = StackedAdamW(net.params)
 

@@ -369,7 +369,8 @@ def _quiet_lightning() -> Iterator[None]:
 
 
 @contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Use ``n`` torch threads inside the block (``None``: leave the setting), then restore."""
     before = torch.get_num_threads()
     if n is not None:
         torch.set_num_threads(n)
@@ -420,7 +421,7 @@ def fit(
     chunked = optimization == "chunked"
     train, val, _ = split_data(data, split_sizes, split_seed)
     preprocessor = Preprocessor(hparams.preprocessing).fit(train.X)
-    with _quiet_lightning(), _torch_threads(num_threads):
+    with _quiet_lightning(), torch_threads(num_threads):
         seed_everything(hparams.seed, workers=False, verbose=False)
         datamodule = QGDataModule(
             train,
