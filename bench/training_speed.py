@@ -1,5 +1,4 @@
-"""Training speed: reference-style Lightning vs a plain loop vs ``fit``; chunked vs automatic;
-a population of K networks trained together vs ``fit``.
+"""Training speed: Lightning vs plain loop vs ``fit``; chunked vs automatic; K networks at once.
 
 Usage: python bench/training_speed.py [--only table|lightning|population] [--threads N]
            [--repeats 5] [--quick]
@@ -43,7 +42,7 @@ and the plain loop time 40,960 jets (160 steps; 5,120 with ``--quick``). Also th
 GFLOP/s of the population (6 x parameters x jets per second x K, the ``table`` formula) and
 the speed-up per member, ``fit`` / population. Uses ``--threads`` torch threads, default 1 for
 this table (a search runs one thread per worker). ``--quick``: K = 1 and 8 at widths 16 and 64
-only. About 3-5 minutes on one thread of a laptop core (under 30 s with ``--quick``).
+only. About 3-4 minutes on one idle core (under 30 s with ``--quick``).
 
 Prints measured figures; asserts nothing.
 """

@@ -260,6 +260,7 @@ def fit_population(
     num_threads: int | None = None,
     on_epoch: OnEpoch | None = None,
     refill: Refill | None = None,
+    on_leave: Callable[[int, TrainResult], object] | None = None,
 ) -> list[TrainResult]:
     """Train ``members`` (one shape, see ``SHARED_FIELDS``) together on ``data``.
 
@@ -280,6 +281,9 @@ def fit_population(
         refill: called after each round with the number of free places (the first population's
             size less the members still training); returns new members (maybe none). Their
             results follow the first members' in the order they joined.
+        on_leave: called with a member's index and result as soon as it has left (after the
+            round it finished, was stopped or diverged in, before ``refill``), so a search can
+            end its trial at once.
 
     Returns:
         One :class:`~qgtools.train.TrainResult` per member, in order; ``status`` is ``"ok"``,
@@ -301,6 +305,15 @@ def fit_population(
     y_val = torch.as_tensor(val.y, dtype=torch.float32)
     trackers = [_Tracker(hp, []) for hp in members]
     alive = list(range(len(members)))
+    results: dict[int, TrainResult] = {}
+
+    def settle() -> None:
+        """The result of each member that has left, once, to ``on_leave`` too."""
+        for i in sorted(set(range(len(trackers))) - set(alive) - set(results)):
+            results[i] = _result(trackers[i], preprocessor, split_seed, split_sizes, data)
+            if on_leave is not None:
+                on_leave(i, results[i])
+
     with torch_threads(num_threads):
         net = StackedMLP(members)
         optimizer = StackedAdamW(net.params)
@@ -383,6 +396,7 @@ def fit_population(
                         [j for j, i in enumerate(alive) if i not in done], dtype=torch.long
                     )
                 )
+            settle()
             new = prepared(refill(places - len(alive))) if refill and len(alive) < places else []
             if new:
                 check_population([shape, *new])
@@ -390,7 +404,8 @@ def fit_population(
                 optimizer.add(net.params, len(new))
                 alive += range(len(trackers), len(trackers) + len(new))
                 trackers += [_Tracker(hp, []) for hp in new]
-    return [_result(t, preprocessor, split_seed, split_sizes, data) for t in trackers]
+        settle()
+    return [results[i] for i in range(len(trackers))]
 
 
 def _rate(hp: HParams, epoch: int) -> float:

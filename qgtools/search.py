@@ -255,12 +255,13 @@ def optimize_population(
     :func:`qgtools.population.fit_population`, ``seeds`` members each (training seeds
     ``seed``, ``seed + 1``, ...). Every epoch each trial reports its validation rejection (the
     mean over its seeds) with ``trial.report`` and stops when ``trial.should_prune()`` says so;
-    a trial that finishes or is pruned frees its place for a new trial of the same shape, until
-    ``n_trials`` (default ``population``: no new ones) have been asked or ``keep_asking()``
-    says no. ``study.tell`` ends each trial with the mean over seeds of each seed's best
-    validation rejection; ``seed_values`` and ``seed_std`` hold the seeds' own values. The
-    trials carry the user attributes :func:`make_objective` sets (``hparams``, ``worker``,
-    ``best_epoch``, ...), so reports, ``hparams_of`` and dead-worker recovery work unchanged.
+    a trial that finishes or is pruned is told at once and frees its place for a new trial of
+    the same shape, until ``n_trials`` (default ``population``: no new ones) have been asked or
+    ``keep_asking()`` says no. ``study.tell`` ends each trial with the mean over seeds of each
+    seed's best validation rejection; ``seed_values`` and ``seed_std`` hold the seeds' own
+    values. The trials carry the user attributes :func:`make_objective` sets (``hparams``,
+    ``worker``, ``best_epoch``, ...), so reports, ``hparams_of`` and dead-worker recovery work
+    unchanged.
     Single-objective (validation rejection) studies only.
 
     Returns:
@@ -331,16 +332,10 @@ def optimize_population(
                 ended.add(t)
         return stop
 
-    results = fit_population(
-        ask(population),
-        data,
-        split_seed=split_seed,
-        num_threads=num_threads,
-        on_epoch=report,
-        refill=lambda free: ask(free // seeds),
-    )
-    for t, trial in enumerate(trials):
-        mine = [r for r, o in zip(results, owner, strict=True) if o == t]
+    finished: dict[int, list] = {}  # trial -> its members' results, as they leave
+
+    def tell(t: int, mine: list) -> None:
+        trial = trials[t]
         trial.set_user_attr("best_epoch", mine[0].best_epoch)
         trial.set_user_attr("wall_time_s", round(sum(r.wall_time_s for r in mine), 2))
         trial.set_user_attr("n_params", mine[0].n_params)
@@ -359,6 +354,22 @@ def optimize_population(
                 trial.set_user_attr("seed_values", [round(v, 4) for v in values])
                 trial.set_user_attr("seed_std", round(float(np.std(values, ddof=1)), 4))
             study.tell(trial, float(np.mean(values)))
+
+    def leave(i: int, result) -> None:  # a trial ends as soon as its last member leaves
+        mine = finished.setdefault(owner[i], [])
+        mine.append(result)
+        if len(mine) == seeds:
+            tell(owner[i], mine)
+
+    fit_population(
+        ask(population),
+        data,
+        split_seed=split_seed,
+        num_threads=num_threads,
+        on_epoch=report,
+        refill=lambda free: ask(free // seeds),
+        on_leave=leave,
+    )
     return [study.trials[trial.number] for trial in trials]
 
 

@@ -182,6 +182,7 @@ def test_freed_places_take_new_trials_of_the_same_shape(data):
         sampler=search.make_sampler("random", 1),
         pruner=optuna.pruners.ThresholdPruner(lower=1e9, n_warmup_steps=1),  # prunes at epoch 1
     )
+    seen = []  # the trials' states each time a new trial is about to be asked
     trials = search.optimize_population(
         study,
         data,
@@ -189,9 +190,11 @@ def test_freed_places_take_new_trials_of_the_same_shape(data):
         max_epochs=3,
         population=2,
         n_trials=5,
-        keep_asking=lambda: len(study.trials) < 4,  # as a worker asks: is the budget met?
+        keep_asking=lambda: seen.append([t.state for t in study.trials]) or len(study.trials) < 4,
     )
     assert len(trials) == 4  # two first, then two more, then keep_asking said no
+    pruned = optuna.trial.TrialState.PRUNED
+    assert seen[1] == [pruned, pruned]  # the first two were told before their places were refilled
     assert all(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     assert [len(t.intermediate_values) for t in trials] == [2, 2, 2, 2]
     shapes = {tuple(getattr(search.hparams_of(t), f) for f in SHARED_FIELDS) for t in trials}
