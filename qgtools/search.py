@@ -286,8 +286,9 @@ def optimize_population(
             if trials and keep_asking is not None and not keep_asking():
                 break
             sampler = study.sampler
+            trial = study.ask()
+            record_worker(trial)  # first: a failure below must find the trial's worker
             try:
-                trial = study.ask()
                 # the sampler is asked at each suggest, so it is swapped through space_fn
                 if trials:
                     with warnings.catch_warnings():  # experimental in Optuna 5; what this needs
@@ -298,7 +299,6 @@ def optimize_population(
                 study.sampler = sampler
             if not trials:  # the first trial's draws fix the shape
                 shape.update({k: trial.params[k] for k in SHAPE_PARAMS if k in trial.params})
-            record_worker(trial)
             trial.set_user_attr("hparams", asdict(hparams))
             trial.set_user_attr(
                 "population",

@@ -311,3 +311,51 @@ def test_a_population_is_never_larger_than_the_completed_trials():
     study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # not a reference
     assert search.population_size(study, 16) == 3
     assert search.population_size(study, 2) == 2
+
+
+def test_bad_population_settings_are_refused_with_the_reason(data, tmp_path):
+    import optuna
+
+    from qgtools import search
+
+    study = optuna.create_study(direction="maximize")
+    with pytest.raises(ValueError, match="population=0 and seeds=1 must be at least 1"):
+        search.optimize_population(study, data, "cpu", 1, population=0)
+    with pytest.raises(ValueError, match="population=2 and seeds=0 must be at least 1"):
+        search.optimize_population(study, data, "cpu", 1, population=2, seeds=0)
+    two = optuna.create_study(directions=["maximize", "minimize"])
+    with pytest.raises(ValueError, match="maximises one value"):
+        search.optimize_population(two, data, "cpu", 1, population=2)
+    with pytest.raises(ValueError, match="seeds=0 must be positive"):
+        search.run_study("s", n_trials=1, storage=str(tmp_path / "j"), seeds=0, progress=False)
+    assert study.trials == [] and two.trials == []  # nothing asked before the refusal
+
+
+def test_an_error_in_a_population_fails_the_workers_trials_with_the_reason(
+    data, tmp_path, monkeypatch
+):
+    import optuna
+
+    from qgtools import search
+
+    def breaks_at_the_second_trial(trial):
+        if trial.number == 3:
+            raise RuntimeError("disk full")
+        return search.cpu_space(trial)
+
+    monkeypatch.setitem(search.SPACES, "breaks", breaks_at_the_second_trial)
+    journal = str(tmp_path / "s.journal")
+    study = optuna.create_study(
+        study_name="s", storage=search.open_storage(journal), direction="maximize"
+    )
+    job = search._Job(
+        study="s", storage=journal, n_trials=10, data="sample", jets=len(data), space="breaks",
+        sampler="random", pruner="none", max_epochs=1, seed=0,
+        expected_data=(data.origin, len(data)), population=4,
+    )  # fmt: skip
+    for value in (1.0, 2.0):  # two complete trials: a population of 2 may start
+        study.tell(study.ask(), value)
+    assert search._population_in_worker(study, data, job, left=10) == []
+    failed = optuna.load_study(study_name="s", storage=search.open_storage(journal)).trials[2:]
+    assert [t.state for t in failed] == [optuna.trial.TrialState.FAIL] * 2  # asked, and asking
+    assert {t.user_attrs["fail_reason"] for t in failed} == {"RuntimeError: disk full"}
