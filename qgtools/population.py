@@ -14,7 +14,10 @@ Each member gets its validation loss, AUC and rejection on the whole validation 
 epoch, its best epoch and weights, and a :class:`~qgtools.train.TrainResult` whose predictor
 :func:`qgtools.model.save_model` can save. A member whose loss goes NaN or infinite is marked
 diverged and dropped; one that ``on_epoch`` stops (pruning) is dropped too; the others go on
-unchanged, and the stacked tensors shrink, so stopped members cost nothing more.
+unchanged, and the stacked tensors shrink, so stopped members cost nothing more. New members of
+the same shape can take the freed places (``refill``), each at its own epoch and optimizer step.
+Dropout draws other random numbers than ``fit`` and depends on who else is in the stack, so with
+dropout a member is a model ``fit`` could have trained, not the same one.
 """
 
 from __future__ import annotations
