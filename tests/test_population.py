@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from conftest import make_jets
+from test_search import postgres_url  # noqa: F401 (the PostgreSQL fixture, shared)
 
 from qgtools import model, train
 from qgtools.model import HParams
@@ -359,3 +360,27 @@ def test_an_error_in_a_population_fails_the_workers_trials_with_the_reason(
     failed = optuna.load_study(study_name="s", storage=search.open_storage(journal)).trials[2:]
     assert [t.state for t in failed] == [optuna.trial.TrialState.FAIL] * 2  # asked, and asking
     assert {t.user_attrs["fail_reason"] for t in failed} == {"RuntimeError: disk full"}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_workers_run_populations_with_seeds_on_a_database(kind, toy_npz, tmp_path, request):
+    import optuna
+    from test_search import cli, run_args
+
+    from qgtools import search
+
+    url = (
+        f"sqlite:///{tmp_path / 's.db'}"
+        if kind == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    args = run_args(url, toy_npz, trials=6, epochs=2, workers=2)
+    out = cli(*args, "--population", "3", "--seeds", "2", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    study = optuna.load_study(study_name="toy", storage=search.open_storage(url))
+    assert 6 <= search.count_finished(study) <= 7  # up to workers - 1 over, as any run
+    assert study.user_attrs["settings"]["seeds"] == 2
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert len(t.user_attrs["seed_values"]) == 2
+            assert math.isclose(t.value, np.mean(t.user_attrs["seed_values"]), abs_tol=1e-3)
