@@ -49,6 +49,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from qgtools.config import sizes
 from qgtools.data import DataSourceWarning, JetData, load
 from qgtools.model import HParams
+from qgtools.population import SHARED_FIELDS, fit_population
 from qgtools.train import fit
 
 DEFAULT_STORAGE = "qg-studies.journal"
@@ -221,17 +222,9 @@ def population_size(study: optuna.Study, population: int) -> int:
     return max(1, min(population, complete))
 
 
-SHAPE_PARAMS = (
-    "n_layers",
-    "n_channels",
-    "layer_norm",
-    "batch_norm",
-    "hidden_activation",
-    "batch_size",
-    "preprocessing",
-)
-"""The parameters of a space that a population's members share (see
-:data:`qgtools.population.SHARED_FIELDS`); the first trial of a population draws them."""
+SHAPE_PARAMS = tuple(f for f in SHARED_FIELDS if f not in ("input_channels", "max_epochs"))
+"""The parameters of a space that a population's members share (``SHARED_FIELDS`` less what a
+search fixes for all its trials); the first trial of a population draws them."""
 
 
 def optimize_population(
@@ -267,8 +260,6 @@ def optimize_population(
     Returns:
         The trials, in the order they were asked.
     """
-    from qgtools.population import fit_population
-
     if population < 1 or seeds < 1:
         raise ValueError(f"population={population} and seeds={seeds} must be at least 1.")
     if len(study.directions) != 1:
