@@ -36,7 +36,7 @@ from qgtools.data import DEFAULT_SPLIT, JetData
 from qgtools.data import split as split_data
 from qgtools.model import HParams, Predictor, count_parameters, mlp_from_hparams
 from qgtools.preprocessing import Preprocessor
-from qgtools.train import TrainResult, torch_threads
+from qgtools.train import TrainResult, batch_order, torch_threads
 
 SHARED_FIELDS = (
     "input_channels",
@@ -333,7 +333,7 @@ def fit_population(
             lr = torch.tensor([_rate(net.members[j], e) for j, e in enumerate(epochs)])
             pos_weight = torch.tensor([[hp.pos_weight] for hp in net.members])
             orders = torch.stack(
-                [_order(hp.seed, e, len(y)) for hp, e in zip(net.members, epochs, strict=True)]
+                [batch_order(hp.seed, e, len(y)) for hp, e in zip(net.members, epochs, strict=True)]
             )
             losses: list[torch.Tensor] = []
             for first in range(0, len(y), shape.batch_size):
@@ -384,11 +384,9 @@ def fit_population(
             for i, entry in zip(alive, entries, strict=True):
                 if not math.isfinite(entry["val_auc"]):
                     stop.add(i)
+                    trackers[i].status = "diverged"
                 elif i in stop:
                     trackers[i].status = "pruned"
-            for i in stop:
-                if not math.isfinite(trackers[i].history[-1]["val_auc"]):
-                    trackers[i].status = "diverged"
             done = stop | {i for i in alive if len(trackers[i].history) >= shape.max_epochs}
             share = (time.perf_counter() - round_start) / len(alive)
             for i in alive:
@@ -401,8 +399,7 @@ def fit_population(
                 )
             settle()
             new = prepared(refill(places - len(alive))) if refill and len(alive) < places else []
-            if new:
-                check_population([shape, *new])
+            if new:  # net.add checks that they share the shape
                 net.add(new)
                 optimizer.add(net.params, len(new))
                 alive += range(len(trackers), len(trackers) + len(new))
@@ -414,12 +411,6 @@ def fit_population(
 def _rate(hp: HParams, epoch: int) -> float:
     """The StepLR rate of ``hp`` in ``epoch``."""
     return hp.lr * hp.factor ** (epoch // hp.patience)
-
-
-def _order(seed: int, epoch: int, n: int) -> torch.Tensor:
-    """The batch order ``fit`` uses for ``seed`` in ``epoch`` (see ``TensorBatches``)."""
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(n, generator=generator)
 
 
 def _nan_entry(epoch: int, lr: torch.Tensor) -> dict:

@@ -304,8 +304,6 @@ def optimize_population(
             new += [hparams.replace(seed=hparams.seed + s) for s in range(seeds)]
         return new
 
-    ended: set[int] = set()
-
     def report(alive: list[int], entries: list[dict]) -> list[int]:
         rounds: dict[int, list[tuple[int, dict]]] = {}
         for i, entry in zip(alive, entries, strict=True):
@@ -313,14 +311,12 @@ def optimize_population(
         stop = []
         for t, seen in rounds.items():
             values = [entry["val_rejection"] for _, entry in seen]
-            if t in ended or len(seen) < seeds or not all(math.isfinite(v) for v in values):
+            if len(seen) < seeds or not all(math.isfinite(v) for v in values):
                 stop += [i for i, _ in seen]  # a diverged seed ends its trial (the result says)
-                ended.add(t)
                 continue
             trials[t].report(float(np.mean(values)), seen[0][1]["epoch"])
             if trials[t].should_prune():
                 stop += [i for i, _ in seen]
-                ended.add(t)
         return stop
 
     finished: dict[int, list] = {}  # trial -> its members' results, as they leave

@@ -61,6 +61,13 @@ OPTIMIZATIONS = ("automatic", "chunked")
 # --------------------------------------------------------------------------- batches
 
 
+def batch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The shuffled order of ``n`` training jets in ``epoch`` for training seed ``seed``: what
+    :class:`TensorBatches` (so ``fit``) and a population's members use."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n, generator=generator)
+
+
 class TensorBatches:
     """Mini-batches sliced from in-memory tensors (no per-sample collate).
 
@@ -96,8 +103,7 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(len(self.y), generator=generator)
+            order = batch_order(self.seed, self.epoch, len(self.y))
             X, y = self.X[order], self.y[order]
         else:
             X, y = self.X, self.y
