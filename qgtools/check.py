@@ -24,6 +24,7 @@ PINNED = {
     "optuna-integration": "5.0.0",
     "numpy": "1.26.4",
     "scikit-learn": "1.9.1",
+    "scipy": "1.17.1",
     "matplotlib": "3.11.2",
     "ipywidgets": "8.1.9",
     "energyflow": "1.4.0",

@@ -48,7 +48,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from qgtools.config import sizes
 from qgtools.data import DataSourceWarning, JetData, load
-from qgtools.model import HParams
+from qgtools.model import CPU_HPARAMS, HAND_TUNED_HPARAMS, HParams, load_model, save_model
 from qgtools.population import SHARED_FIELDS, fit_population
 from qgtools.train import fit
 
@@ -121,10 +121,118 @@ def cpu_space(trial: Trial) -> HParams:
     )
 
 
-SPACES: dict[str, Space] = {"reference": reference_space, "cpu": cpu_space}
+def continuous_space(trial: Trial) -> HParams:
+    """A small all-continuous space (notebook 09): learning rate, dropout, StepLR factor and width
+    (an integer, searched on a log scale); the rest as ``CPU_HPARAMS``, with the learning rate
+    stepped every 2 epochs so that the factor matters in short trials."""
+    return CPU_HPARAMS.replace(
+        lr=trial.suggest_float("lr", 1e-4, 3e-2, log=True),
+        dropout=trial.suggest_float("dropout", 0.0, 0.5),
+        factor=trial.suggest_float("factor", 0.1, 1.0),
+        n_channels=trial.suggest_int("n_channels", 16, 256, log=True),
+        patience=2,
+    )
+
+
+SPACES: dict[str, Space] = {
+    "reference": reference_space,
+    "cpu": cpu_space,
+    "continuous": continuous_space,
+}
 """The spaces by the names ``--space`` takes."""
 reference = reference_space  # the old name, kept for compatibility
 cpu = cpu_space  # the old name, kept for compatibility
+
+
+REFERENCE_ON_CPU = HParams(n_layers=4, n_channels=256, patience=10, batch_size=128)
+"""The reference configuration reduced to the cpu space: 4 x 256 instead of 6 x 1024, LayerNorm and
+BatchNorm, Tanh, dropout 0.2, lr 1e-3, StepLR every 10 epochs by 0.3, batch 128, raw taus."""
+
+KNOWN_CONFIGURATIONS: dict[str, HParams] = {
+    "reference": REFERENCE_ON_CPU,
+    "hand-tuned": HAND_TUNED_HPARAMS.replace(patience=1, factor=1.0),
+}
+"""Configurations a study can start from (``--enqueue``, notebook 09), by name. The hand-tuned one
+of notebook 04 without learning-rate decay: its grid trained 10 epochs, so its StepLR step of 15
+epochs never came, which is what ``lr_decay=False`` says in the cpu space."""
+
+
+def cpu_space_params(hparams: HParams) -> dict[str, object]:
+    """The :func:`cpu_space` parameters that make ``hparams`` (what ``study.enqueue_trial`` takes).
+
+    ``dropout=0`` is ``use_dropout=False``, and ``factor=1`` (the learning rate never changes)
+    is ``lr_decay=False``; only the parameters the space then asks for are given.
+
+    Raises:
+        ValueError: a value the cpu space cannot make, named with the space's range.
+    """
+    ranges = {
+        "n_layers": (1, 4),
+        "n_channels": (16, 256),
+        "lr": (1e-4, 3e-2),
+        "dropout": (0.01, 0.5),
+        "patience": (2, 10),
+        "factor": (0.1, 0.5),
+    }
+    fixed = {"input_channels": 45, "pos_weight": 1.0}
+    choices = {
+        "batch_size": (128, 256, 512, 1024),
+        "preprocessing": ("none", "standardize", "log+standardize"),
+        "hidden_activation": ("ReLU", "SiLU", "Tanh"),
+    }
+    use_dropout, lr_decay = hparams.dropout > 0, hparams.factor != 1.0
+    used = ["n_layers", "n_channels", "lr"] + ["dropout"] * use_dropout
+    used += ["patience", "factor"] * lr_decay
+    problems = [
+        f"{name}={getattr(hparams, name)} is outside {low}-{high}"
+        for name, (low, high) in ranges.items()
+        if name in used and not low <= getattr(hparams, name) <= high
+    ]
+    problems += [
+        f"{name}={getattr(hparams, name)!r} is not {value!r}"
+        for name, value in fixed.items()
+        if getattr(hparams, name) != value
+    ]
+    problems += [
+        f"{name}={getattr(hparams, name)!r} is not one of {list(allowed)}"
+        for name, allowed in choices.items()
+        if getattr(hparams, name) not in allowed
+    ]
+    if problems:
+        raise ValueError(
+            f"The cpu space cannot make this configuration: {'; '.join(problems)}. Change "
+            "those values, or search a space that holds them."
+        )
+    params: dict[str, object] = {"use_dropout": use_dropout, "lr_decay": lr_decay}
+    params.update({name: getattr(hparams, name) for name in used})
+    params.update(
+        layer_norm=hparams.layer_norm,
+        batch_norm=hparams.batch_norm,
+        **{name: getattr(hparams, name) for name in choices},
+    )
+    return params
+
+
+def enqueue_known(study: optuna.Study, names: Sequence[str]) -> list[str]:
+    """Put ``KNOWN_CONFIGURATIONS[name]`` first in the study's queue for each name (a warm start,
+    notebook 09): the next trials train them, whatever the sampler. A configuration the study
+    has already tried or queued is not queued again, so a rerun or a second worker adds nothing.
+
+    Returns:
+        The names, in order. Raises ValueError for an unknown name.
+    """
+    unknown = [name for name in names if name not in KNOWN_CONFIGURATIONS]
+    if unknown:
+        raise ValueError(
+            f"Unknown configuration(s) {unknown}: use any of {sorted(KNOWN_CONFIGURATIONS)}."
+        )
+    for name in names:
+        study.enqueue_trial(
+            cpu_space_params(KNOWN_CONFIGURATIONS[name]),
+            user_attrs={"enqueued": name},
+            skip_if_exists=True,
+        )
+    return list(names)
 
 
 def hparams_of(trial: FrozenTrial) -> HParams:
@@ -150,6 +258,20 @@ def directions(metric: str | Sequence[str]) -> list[str]:
     return [METRICS[name] for name in names]
 
 
+def check_max_flops(max_flops: float | None) -> None:
+    """A ``ValueError`` naming the value unless ``max_flops`` is ``None`` or a positive number."""
+    if max_flops is not None and not (
+        isinstance(max_flops, (int, float))
+        and not isinstance(max_flops, bool)
+        and math.isfinite(max_flops)
+        and max_flops > 0
+    ):
+        raise ValueError(
+            f"max_flops={max_flops!r}: use a positive number of FLOPs per jet (for example "
+            f"{flops_per_jet(CPU_HPARAMS):,}, notebook 02's 3 x 64 network)."
+        )
+
+
 def make_objective(
     data: JetData,
     space: Space | str,
@@ -157,6 +279,8 @@ def make_objective(
     metric: str | Sequence[str] = "val_rejection",
     num_threads: int | None = None,
     split_seed: int = SPLIT_SEED,
+    max_flops: float | None = None,
+    artifacts: optuna.artifacts.FileSystemArtifactStore | None = None,
 ) -> Callable[[Trial], object]:
     """An Optuna objective that trains one configuration from ``space``.
 
@@ -165,17 +289,36 @@ def make_objective(
     attribute ``hparams`` and the worker's host and process as ``worker``. Prunes through
     Optuna's Lightning callback when single-objective. A diverged run returns NaN, so
     Optuna marks the trial failed and the study goes on; the reason is in ``fail_reason``.
+
+    With ``max_flops`` every trial gets the constraint ``flops_per_jet - max_flops`` (feasible
+    when <= 0, ``trial.set_constraint``; notebook 09). FLOPs are known before training, so an
+    infeasible trial is not trained: it is pruned at once, and the sampler learns from its
+    constraint value. With ``artifacts`` (an artifact store, see :func:`artifact_store`) each
+    complete trial's trained model (its best epoch) is stored there and its artifact id kept in
+    the user attribute ``model_artifact``: see :func:`trial_model`.
     """
     from optuna_integration import PyTorchLightningPruningCallback
 
     space_fn = SPACES[space] if isinstance(space, str) else space
     names = [metric] if isinstance(metric, str) else list(metric)
     directions(names)
+    check_max_flops(max_flops)
+    if max_flops is not None and len(names) > 1:
+        raise ValueError(
+            "max_flops is a constraint for a single-objective study; a multi-objective study "
+            "with flops_per_jet among its metrics shows the whole trade-off instead."
+        )
 
     def objective(trial: Trial):
         record_worker(trial)
         hparams = space_fn(trial).replace(max_epochs=max_epochs)
         trial.set_user_attr("hparams", asdict(hparams))
+        if max_flops is not None:
+            excess = flops_per_jet(hparams) - max_flops
+            trial.set_constraint("flops_per_jet", excess)
+            if excess > 0:
+                trial.set_user_attr("infeasible", f"{flops_per_jet(hparams):,} FLOPs per jet")
+                raise optuna.TrialPruned(f"over the budget of {max_flops:,.0f} FLOPs per jet")
         callbacks = (
             [PyTorchLightningPruningCallback(trial, monitor=names[0])] if len(names) == 1 else []
         )
@@ -195,6 +338,8 @@ def make_objective(
                 "fail_reason", f"{result.status}: the loss went NaN at epoch {len(result.history)}"
             )
             return math.nan if len(names) == 1 else tuple(math.nan for _ in names)
+        if artifacts is not None:
+            keep_model(trial, result.predictor, artifacts)
         values = {
             "val_rejection": result.best_val_rejection,
             "val_auc": result.best_val_auc,
@@ -628,6 +773,84 @@ def _with_installed_driver(url: str) -> str:
     return url
 
 
+# --------------------------------------------------------------------------- keeping the models
+
+ARTIFACTS_SUFFIX = ".artifacts"
+
+
+def artifacts_beside(url: str | os.PathLike | None = None) -> Path:
+    """The folder for a study's kept models: ``<file>.artifacts`` beside a journal or SQLite
+    file (``qg-studies.journal.artifacts``). A database server has no file to sit beside: name a
+    folder yourself (``--artifact-dir``), one every worker reaches.
+
+    Raises:
+        ValueError: for a storage that is not a local file.
+    """
+    resolved = storage_url(url)
+    path = _local_file(resolved)
+    if path is None:
+        raise ValueError(
+            f"Storage {_mask(resolved)!r} is not a file, so there is no place beside it for the "
+            "models: give a folder every worker can reach (--artifact-dir DIR)."
+        )
+    return path.with_name(path.name + ARTIFACTS_SUFFIX)
+
+
+def artifact_store(folder: str | os.PathLike) -> optuna.artifacts.FileSystemArtifactStore:
+    """Optuna's file-system artifact store in ``folder`` (created if missing); what
+    ``optuna-dashboard --artifact-dir FOLDER`` reads."""
+    path = Path(folder).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is a file, not a folder: name a folder for the models.")
+    path.mkdir(parents=True, exist_ok=True)
+    return optuna.artifacts.FileSystemArtifactStore(path)
+
+
+def keep_model(trial: Trial, predictor, artifacts: optuna.artifacts.FileSystemArtifactStore) -> str:
+    """Store a trial's trained model (:func:`qgtools.model.save_model`'s file) as an artifact of
+    the trial; its id goes into the user attribute ``model_artifact``. Returns the id."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="qg-model-") as folder:
+        path = save_model(predictor, Path(folder) / f"trial-{trial.number}-model.pt")
+        artifact_id = optuna.artifacts.upload_artifact(
+            artifact_store=artifacts, file_path=str(path), study_or_trial=trial
+        )
+    trial.set_user_attr("model_artifact", artifact_id)
+    return artifact_id
+
+
+def model_file(trial: FrozenTrial, folder: str | os.PathLike) -> Path:
+    """The file holding a trial's kept model in the artifact ``folder``; load it with
+    :func:`qgtools.model.load_model`.
+
+    Raises:
+        ValueError: the trial kept no model (not run with ``keep_models``, or not complete), or
+            the file is not in ``folder``.
+    """
+    artifact_id = trial.user_attrs.get("model_artifact")
+    if artifact_id is None:
+        raise ValueError(
+            f"Trial #{trial.number} ({trial.state.name}) kept no model: only complete trials of "
+            "a run with keep_models (--keep-models) keep theirs. Retrain it from "
+            "hparams_of(trial) instead."
+        )
+    path = Path(folder).expanduser() / artifact_id
+    if not path.is_file():
+        raise ValueError(
+            f"Trial #{trial.number}'s model {artifact_id} is not in {Path(folder)}: point "
+            "to the folder the run kept its models in (--artifact-dir)."
+        )
+    return path
+
+
+def trial_model(trial: FrozenTrial, folder: str | os.PathLike):
+    """A trial's kept model, loaded without retraining (a :class:`qgtools.model.Predictor`)."""
+    return load_model(model_file(trial, folder))
+
+
+# --------------------------------------------------------------------------- samplers
+
 TPE_STARTUP_TRIALS = 5
 """TPE's random start-up trials in ``qgtools`` (Optuna's own default is 10): short studies."""
 
@@ -638,16 +861,20 @@ def make_sampler(
     """A seeded sampler by name. Explained in notebook 05.
 
     Args:
-        name: ``"tpe"`` or ``"random"``.
+        name: ``"tpe"``, ``"gp"`` or ``"random"``.
         seed: seeds the sampler's draws (None: a fresh seed each time).
-        n_startup_trials: TPE's first trials, drawn at random before it models the results
-            (counted over complete and pruned trials); 0 or more. Random sampling has no
-            start-up phase (all its trials are random), so it ignores the number.
+        n_startup_trials: TPE's or the GP's first trials, drawn at random before it models the
+            results (TPE counts complete and pruned trials, the GP complete ones); 0 or more.
+            Random sampling has no start-up phase (all its trials are random), so it ignores
+            the number.
 
     Returns:
-        ``TPESampler`` or ``RandomSampler``. TPE draws its start-up trials with a
-        ``RandomSampler`` of the same seed, so on the same objective its first
+        ``TPESampler``, ``GPSampler`` or ``RandomSampler``. TPE draws its start-up trials with
+        a ``RandomSampler`` of the same seed, so on the same objective its first
         ``n_startup_trials`` configurations are those of ``make_sampler("random", seed)``.
+        The Gaussian-process sampler (notebook 09) models the parameters every trial has; the
+        conditional ones of the cpu space (``dropout``, ``patience``, ``factor``) it draws at
+        random, independently, and says so here rather than in a warning per trial.
 
     Raises:
         ValueError: an unknown name, or ``n_startup_trials`` not a whole number >= 0.
@@ -665,7 +892,15 @@ def make_sampler(
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(n_startup_trials))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    raise ValueError(f"Unknown sampler {name!r}: use 'tpe' or 'random'.")
+    if name == "gp":
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=int(n_startup_trials), warn_independent_sampling=False
+        )
+    raise ValueError(f"Unknown sampler {name!r}: use one of {list(SAMPLERS)}.")
+
+
+SAMPLERS = ("tpe", "gp", "random")
+"""The samplers by the names ``--sampler`` takes."""
 
 
 class _TrialSeededSampler(optuna.samplers.BaseSampler):
@@ -842,6 +1077,10 @@ class _Job:
     expected_data: tuple[str, int]  # (origin, jets) the parent loaded: the workers must match
     population: int = 1  # trials each worker trains at once (optimize_population)
     seeds: int = 1  # training seeds per trial
+    max_flops: float | None = None  # the FLOPs-per-jet constraint
+    artifacts: str | None = None  # the folder for the kept models
+    patience: int | None = None  # the stopping rule (qgtools.stopping)
+    noise: float | None = None  # its noise; None: measured from the trials' seeds
 
 
 @dataclass(frozen=True)
@@ -852,8 +1091,9 @@ class StudySummary:
         study: the study's name.
         n_trials: the budget (finished trials the study should have).
         finished: complete and pruned trials now in the study.
-        status: ``"done"`` (budget met), ``"incomplete"`` (workers stopped early: run again) or
-            ``"failing"`` (a worker stopped after ``MAX_FAILS_IN_A_ROW`` failed trials).
+        status: ``"done"`` (budget met), ``"stopped"`` (the stopping rule said stop before the
+            budget), ``"incomplete"`` (workers stopped early: run again) or ``"failing"`` (a
+            worker stopped after ``MAX_FAILS_IN_A_ROW`` failed trials).
         best_number, best_value, best_params: the best trial so far (``None`` without one).
         recovered: trials of dead workers marked failed by this run.
         exit_codes: the exit codes of every worker process started, replacements of killed
@@ -871,6 +1111,7 @@ class StudySummary:
     recovered: tuple[int, ...] = ()
     exit_codes: tuple[int | None, ...] = ()
     last_fail_reason: str | None = None
+    best_model: str | None = None  # the best trial's kept model file, if models were kept
 
     def __str__(self) -> str:
         finished = f"{self.finished} finished trial{'s' * (self.finished != 1)}"
@@ -926,7 +1167,14 @@ def _worker(index: int, job: _Job) -> None:
         sampler=_TrialSeededSampler(job.sampler, job.seed),
         pruner=make_pruner(job.pruner),
     )
-    objective = make_objective(data, job.space, job.max_epochs, num_threads=1)
+    objective = make_objective(
+        data,
+        job.space,
+        job.max_epochs,
+        num_threads=1,
+        max_flops=job.max_flops,
+        artifacts=artifact_store(job.artifacts) if job.artifacts else None,
+    )
 
     def recorded(trial: Trial) -> object:
         try:
@@ -941,7 +1189,7 @@ def _worker(index: int, job: _Job) -> None:
     fails_in_a_row = 0
     while True:
         taken = _taken(study)
-        if taken >= job.n_trials:
+        if taken >= job.n_trials or _rule_says_stop(study, job):
             return
         if job.population > 1 or job.seeds > 1:
             trials = _population_in_worker(study, data, job, job.n_trials - taken)
@@ -954,6 +1202,28 @@ def _worker(index: int, job: _Job) -> None:
         fails_in_a_row = fails_in_a_row + 1 if failed else 0
         if fails_in_a_row >= MAX_FAILS_IN_A_ROW:
             sys.exit(FAILING_EXIT_CODE)
+
+
+def rule_noise(study: optuna.Study, seeds: int) -> float | None:
+    """The stopping rule's noise measured from a study run with ``seeds`` > 1: the median
+    seed-to-seed spread of its complete trials over the square root of ``seeds`` (a trial's
+    value is a mean over its seeds). ``None`` until a trial has it."""
+    spreads = [
+        t.user_attrs["seed_std"]
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if "seed_std" in t.user_attrs
+    ]
+    return float(np.median(spreads)) / math.sqrt(seeds) if spreads and seeds > 1 else None
+
+
+def _rule_says_stop(study: optuna.Study, job: _Job) -> bool:
+    """Whether the job's stopping rule (if any) says the study is done."""
+    from qgtools.stopping import NoImprovementStopper
+
+    if job.patience is None:
+        return False
+    noise = job.noise if job.noise is not None else rule_noise(study, job.seeds)
+    return noise is not None and NoImprovementStopper(job.patience, noise).should_stop(study)
 
 
 def _population_in_worker(
@@ -1002,6 +1272,12 @@ def run_study(
     allow_mismatch: bool = False,
     population: int = 1,
     seeds: int = 1,
+    enqueue: Sequence[str] = (),
+    max_flops: float | None = None,
+    keep_models: bool = False,
+    artifact_dir: str | os.PathLike | None = None,
+    patience: int | None = None,
+    noise: float | None = None,
 ) -> StudySummary:
     """Create, join or top up a study and run it with ``workers`` processes until it has
     ``n_trials`` finished trials.
@@ -1030,6 +1306,14 @@ def run_study(
     S > 1 each trial's value is the mean over S training seeds (S members each). Both are
     recorded settings.
 
+    Beyond the defaults (notebook 09): ``enqueue`` names configurations of
+    ``KNOWN_CONFIGURATIONS`` to train first (a warm start, cpu space; queued once per study);
+    ``max_flops`` makes a FLOPs-per-jet budget a constraint (a recorded setting; the best trial
+    is the best feasible one); ``keep_models`` stores each complete trial's model in
+    ``artifact_dir`` (default :func:`artifacts_beside` the storage); ``patience`` stops the
+    study early, when that many finished trials in a row have not improved the best value by
+    more than ``noise`` (given, or with ``seeds`` > 1 measured, see :func:`rule_noise`).
+
     Returns:
         A :class:`StudySummary`; ``status`` says whether the budget was met.
     """
@@ -1043,6 +1327,31 @@ def run_study(
     if space not in SPACES:
         raise ValueError(f"Unknown space {space!r}: use one of {sorted(SPACES)}.")
     make_pruner(pruner)  # unknown names fail here, not in every worker
+    make_sampler(sampler, seed)
+    if enqueue and space != "cpu":
+        raise ValueError(f"enqueue={list(enqueue)}: the known configurations are cpu-space ones.")
+    if population > 1 and (enqueue or max_flops is not None or keep_models):
+        raise ValueError(
+            "A population (population > 1) shares one shape per population: it takes no "
+            "enqueued configurations, FLOPs budget or kept models. Run with population=1."
+        )
+    if enqueue:
+        unknown = [name for name in enqueue if name not in KNOWN_CONFIGURATIONS]
+        if unknown:
+            raise ValueError(
+                f"Unknown configuration(s) {unknown}: use any of {sorted(KNOWN_CONFIGURATIONS)}."
+            )
+    check_max_flops(max_flops)
+    if patience is not None:
+        from qgtools.stopping import check_rule
+
+        if noise is None and seeds == 1:
+            raise ValueError(
+                f"patience={patience} needs the noise of a trial's value: give noise (--noise, "
+                "the seed-to-seed spread of one configuration), or run with seeds > 1 "
+                "(--seeds 3) to have it measured."
+            )
+        check_rule(patience, 0.0 if noise is None else noise)
     if isinstance(jets, bool) or not isinstance(jets, int) or jets == 0 or jets < -1:
         raise ValueError(f"jets={jets!r}: use -1 for all jets or a positive number of jets.")
     if "/" in study or "\\" in study or not study.strip():
@@ -1065,6 +1374,7 @@ def run_study(
         "max_epochs": max_epochs,
         "population": population,
         "seeds": seeds,
+        "max_flops": max_flops,
     }
     del loaded  # each worker loads its own copy
     opened = open_storage(url)
@@ -1077,6 +1387,11 @@ def run_study(
         pruner=make_pruner(pruner),
     )
     _check_settings(the_study, settings, allow_mismatch)
+    artifacts = None
+    if keep_models:
+        artifacts = str(artifact_dir if artifact_dir is not None else artifacts_beside(url))
+        artifact_store(artifacts)  # a bad folder fails here, not in every worker
+    enqueue_known(the_study, enqueue)
     recovered = fail_dead_workers_trials(the_study, opened)
     job = _Job(
         study=study,
@@ -1092,18 +1407,27 @@ def run_study(
         expected_data=(settings["data"], settings["jets"]),
         population=population,
         seeds=seeds,
+        max_flops=max_flops,
+        artifacts=artifacts,
+        patience=patience,
+        noise=noise,
     )
     codes: list[int | None] = []
-    if count_finished(the_study) < n_trials:
+    if count_finished(the_study) < n_trials and not _rule_says_stop(the_study, job):
         codes = _run_workers(the_study, opened, job, workers, progress)
     finished = count_finished(the_study)
     failed = the_study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     complete = the_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    best = max(complete, key=lambda t: t.value) if complete else None
+    best = _best_trial(the_study) if complete else None
     if FAILING_EXIT_CODE in codes:
         status = "failing"
+    elif finished >= n_trials:
+        status = "done"
     else:
-        status = "done" if finished >= n_trials else "incomplete"
+        status = "stopped" if _rule_says_stop(the_study, job) else "incomplete"
+    best_model = None
+    if best is not None and artifacts and "model_artifact" in best.user_attrs:
+        best_model = str(model_file(best, artifacts))
     return StudySummary(
         study=study,
         n_trials=n_trials,
@@ -1115,10 +1439,171 @@ def run_study(
         recovered=tuple(recovered),
         exit_codes=tuple(codes),
         last_fail_reason=failed[-1].user_attrs.get("fail_reason") if failed else None,
+        best_model=best_model,
     )
 
 
-SETTING_DEFAULTS = {"population": 1, "seeds": 1}
+@dataclass(frozen=True)
+class StudyPlan:
+    """One study of :func:`run_studies`: trained in one process, one trial after another, so it
+    is the same study on every run (notebook 09).
+
+    Attributes:
+        name: the study's name in the storage.
+        n_trials: trials to run.
+        max_epochs: epochs per trial.
+        sampler, seed: :func:`make_sampler`'s name and seed.
+        space: a name of ``SPACES``.
+        pruner: :func:`make_pruner`'s name.
+        metric: a metric name, or a tuple of them for a multi-objective study.
+        enqueue: names of ``KNOWN_CONFIGURATIONS`` to train first.
+        max_flops: a FLOPs-per-jet budget as a constraint, or ``None``.
+        keep_models: store each complete trial's model beside the storage.
+    """
+
+    name: str
+    n_trials: int
+    max_epochs: int
+    sampler: str = "tpe"
+    seed: int = 0
+    space: str = "cpu"
+    pruner: str = "median"
+    metric: str | tuple[str, ...] = "val_rejection"
+    enqueue: tuple[str, ...] = ()
+    max_flops: float | None = None
+    keep_models: bool = False
+
+
+_POOL_DATA: dict[str, JetData] = {}  # the data each run_studies process loaded once
+
+
+def _load_for_pool(data: str, jets: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore", DataSourceWarning)  # the caller has said it once
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    _POOL_DATA["jets"] = load(num_data=jets, source=data)
+
+
+def _run_plan(plan: StudyPlan, storage: str) -> float:
+    """Run one plan in a :func:`run_studies` process; returns its seconds."""
+    start = time.perf_counter()
+    single = isinstance(plan.metric, str)
+    study = optuna.create_study(
+        study_name=plan.name,
+        storage=open_storage(storage),
+        directions=directions(plan.metric),
+        sampler=make_sampler(plan.sampler, plan.seed),
+        pruner=make_pruner(plan.pruner if single else "none"),
+    )
+    enqueue_known(study, plan.enqueue)
+    artifacts = artifact_store(artifacts_beside(storage)) if plan.keep_models else None
+    objective = make_objective(
+        _POOL_DATA["jets"],
+        plan.space,
+        plan.max_epochs,
+        metric=plan.metric,
+        num_threads=1,
+        max_flops=plan.max_flops,
+        artifacts=artifacts,
+    )
+    study.optimize(objective, n_trials=plan.n_trials)
+    return time.perf_counter() - start
+
+
+def run_studies(
+    plans: Sequence[StudyPlan],
+    *,
+    storage: str | os.PathLike,
+    data: str | os.PathLike = "auto",
+    jets: int = -1,
+    processes: int = 2,
+) -> dict[str, optuna.Study]:
+    """Run several whole studies side by side in ``processes`` processes (each loads the data
+    once and trains with one torch thread), into one storage file; notebook 09's repeats.
+
+    Each study runs in one process, trial after trial, with its own seeded sampler, so it is
+    the same study whatever else runs (only times differ). Kept models go
+    :func:`artifacts_beside` the storage. Plans are started in the order given.
+
+    Returns:
+        The studies by name, loaded from the storage, each with its plan's sampler (so it can
+        be asked for more), and the seconds each took in the user attribute ``seconds``.
+
+    Raises:
+        ValueError: repeated or existing study names, or a plan with a bad value, before any
+            process starts.
+    """
+    names = [plan.name for plan in plans]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Study names repeat in {names}: give each plan its own name.")
+    url = storage_url(storage)
+    if _in_memory(url):
+        raise ValueError("run_studies needs a storage file the processes share, not memory.")
+    existing = set(optuna.get_all_study_names(open_storage(url)))
+    if existing & set(names):
+        raise ValueError(
+            f"The storage already holds {sorted(existing & set(names))}: use a fresh storage "
+            "or other names."
+        )
+    for plan in plans:
+        make_sampler(plan.sampler, plan.seed)
+        make_pruner(plan.pruner)
+        directions(plan.metric)
+        check_max_flops(plan.max_flops)
+        if plan.space not in SPACES or min(plan.n_trials, plan.max_epochs) < 1:
+            raise ValueError(f"{plan}: use a space of {sorted(SPACES)} and positive sizes.")
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes, initializer=_load_for_pool, initargs=(str(data), jets)) as pool:
+        seconds = pool.starmap(_run_plan, [(plan, url) for plan in plans], chunksize=1)
+    studies = {}
+    for plan, spent in zip(plans, seconds, strict=True):
+        study = optuna.load_study(
+            study_name=plan.name,
+            storage=open_storage(url),
+            sampler=make_sampler(plan.sampler, plan.seed),
+        )
+        study.set_user_attr("seconds", round(spent, 2))
+        studies[plan.name] = study
+    return studies
+
+
+def importance_spread(studies: Sequence[optuna.Study]) -> dict[str, np.ndarray]:
+    """Optuna's hyperparameter importances (PED-ANOVA, Optuna 5's default) of each study, one
+    array per parameter, one value per study (0 where a study's importances leave it out), the
+    parameters ordered by their mean importance. Notebook 09: which rankings survive repeats.
+
+    Raises:
+        ValueError: a study with fewer than ``MIN_TRIALS_FOR_IMPORTANCES`` complete trials.
+    """
+    per_study = []
+    for study in studies:
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        skipped = importances_skipped(len(complete))
+        if skipped:
+            raise ValueError(f"Study {study.study_name!r}: {skipped}.")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            per_study.append(optuna.importance.get_param_importances(study))
+    params = {name for importances in per_study for name in importances}
+    table = {
+        name: np.array([importances.get(name, 0.0) for importances in per_study]) for name in params
+    }
+    return dict(sorted(table.items(), key=lambda item: -item[1].mean()))
+
+
+def _best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best complete trial, feasible if the study has constraints (``study.best_trial``);
+    ``None`` when no complete trial is feasible."""
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+SETTING_DEFAULTS = {"population": 1, "seeds": 1, "max_flops": None}
 """Settings a study recorded before they existed had these values."""
 
 
@@ -1185,7 +1670,7 @@ def _run_workers(
                     for index, ended in enumerate(ends):
                         if ended is None or ended > 0 or restarts[index] >= MAX_RESTARTS:
                             continue  # running, or stopped by an error a new one would repeat
-                        if _taken(study) < job.n_trials:
+                        if _taken(study) < job.n_trials and not _rule_says_stop(study, job):
                             restarts[index] += 1
                             slots[index] = start(index)
                     if not any(process.is_alive() for process in slots):
@@ -1280,7 +1765,10 @@ def _sigint_ignored_by_children():
 
 
 def report(
-    study: str, storage: str | os.PathLike | None = None, out: str | os.PathLike = "reports"
+    study: str,
+    storage: str | os.PathLike | None = None,
+    out: str | os.PathLike = "reports",
+    artifact_dir: str | os.PathLike | None = None,
 ) -> list[Path]:
     """Print the best trials and write the plots as PNG files; returns their paths.
 
@@ -1293,6 +1781,8 @@ def report(
     Optuna's warnings about the plots (experimental API, parameters with one value in a small
     study) are silenced here only, not for the caller. A study that does not exist is a
     ``ValueError`` naming the studies there, and creates no file (no storage, no ``out``).
+    When the best trial kept its model (``--keep-models``), says where it is (in
+    ``artifact_dir``, by default beside the storage).
     """
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -1300,7 +1790,7 @@ def report(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
-            return _report(study, storage, out)
+            return _report(study, storage, out, artifact_dir)
     finally:
         optuna.logging.set_verbosity(verbosity)
 
@@ -1345,7 +1835,12 @@ def _in_memory(url: str) -> bool:
     return name in ("", ":memory:") or "mode=memory" in rest
 
 
-def _report(study: str, storage: str | os.PathLike | None, out: str | os.PathLike) -> list[Path]:
+def _report(
+    study: str,
+    storage: str | os.PathLike | None,
+    out: str | os.PathLike,
+    artifact_dir: str | os.PathLike | None = None,
+) -> list[Path]:
     the_study = optuna.load_study(study_name=study, storage=_open_existing(study, storage))
     complete = the_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     states = {
@@ -1360,6 +1855,7 @@ def _report(study: str, storage: str | os.PathLike | None, out: str | os.PathLik
         values = ", ".join(f"{v:.4g}" for v in trial.values)
         params = format_params(trial.params, indent=" " * 8)
         print(f"  #{trial.number:<4} value {values} with\n{params}")
+    _say_best_model(the_study, storage, artifact_dir)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     file_stem = re.sub(r"[/\\]", "_", study)  # a study made elsewhere may hold them
@@ -1369,6 +1865,28 @@ def _report(study: str, storage: str | os.PathLike | None, out: str | os.PathLik
         if _save_plot(draw, path, name):
             written.append(path)
     return written
+
+
+def _say_best_model(
+    the_study: optuna.Study,
+    storage: str | os.PathLike | None,
+    artifact_dir: str | os.PathLike | None,
+) -> None:
+    """Print where the best trial's kept model is, if it kept one."""
+    best = _best_trial(the_study) if len(the_study.directions) == 1 else None
+    if best is None or "model_artifact" not in best.user_attrs:
+        return
+    try:
+        folder = artifact_dir if artifact_dir is not None else artifacts_beside(storage)
+        path = model_file(best, folder)
+    except ValueError as error:
+        print(f"Best trial #{best.number} kept a model, but: {error}")
+        return
+    size = path.stat().st_size / 1e6
+    print(
+        f"Best trial #{best.number}'s model: {path} ({size:.2f} MB); "
+        "load it with qgtools.model.load_model(path)"
+    )
 
 
 MIN_TRIALS_FOR_IMPORTANCES = 8
@@ -1463,7 +1981,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_cmd.add_argument("--data", default="auto", help="auto, energyflow, sample or a .npz path")
     run_cmd.add_argument("--jets", type=int, default=defaults.n_jets, help="first n jets (-1: all)")
     run_cmd.add_argument("--space", choices=sorted(SPACES), default="cpu")
-    run_cmd.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
+    run_cmd.add_argument("--sampler", choices=SAMPLERS, default="tpe")
     run_cmd.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
     run_cmd.add_argument("--max-epochs", type=int, default=defaults.max_epochs)
     run_cmd.add_argument("--seed", type=int, default=0)
@@ -1487,6 +2005,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="training seeds per trial; its value is their mean (default 1)",
     )
     run_cmd.add_argument(
+        "--enqueue",
+        action="append",
+        choices=sorted(KNOWN_CONFIGURATIONS),
+        default=[],
+        help="train this known configuration first (a warm start; cpu space; repeatable)",
+    )
+    run_cmd.add_argument(
+        "--max-flops",
+        type=float,
+        default=None,
+        help="a budget of FLOPs per jet: the best trial is the best within it (a constraint)",
+    )
+    run_cmd.add_argument(
+        "--keep-models",
+        action="store_true",
+        help="store each complete trial's model (in --artifact-dir, default <storage>.artifacts)",
+    )
+    run_cmd.add_argument("--artifact-dir", default=None, help="the folder for --keep-models")
+    run_cmd.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="stop after N finished trials in a row that beat the best by no more than --noise",
+    )
+    run_cmd.add_argument(
+        "--noise",
+        type=float,
+        default=None,
+        help="the seed-to-seed spread of a trial's value (default with --seeds > 1: measured)",
+    )
+    run_cmd.add_argument(
         "--allow-mismatch",
         action="store_true",
         help="run even if the study was run with other data, jets, space or max epochs",
@@ -1495,13 +2044,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     report_cmd.add_argument("--study", required=True)
     report_cmd.add_argument("--storage", default=None, help=storage_help)
     report_cmd.add_argument("--out", default="reports")
+    report_cmd.add_argument(
+        "--artifact-dir", default=None, help="where the run kept its models (if not beside)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "report":
             import matplotlib
 
             matplotlib.use("Agg")  # the command line draws no windows; notebooks keep their backend
-            return 0 if report(args.study, args.storage, args.out) else 1
+            return 0 if report(args.study, args.storage, args.out, args.artifact_dir) else 1
         if min(args.trials, args.workers, args.max_epochs, args.population, args.seeds) < 1:
             parser.error(
                 "--trials, --workers, --max-epochs, --population and --seeds must be positive"
@@ -1521,6 +2073,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             allow_mismatch=args.allow_mismatch,
             population=args.population,
             seeds=args.seeds,
+            enqueue=args.enqueue,
+            max_flops=args.max_flops,
+            keep_models=args.keep_models,
+            artifact_dir=args.artifact_dir,
+            patience=args.patience,
+            noise=args.noise,
         )
     except (ValueError, KeyError) as error:
         print(f"Error: {error}", file=sys.stderr)
@@ -1544,6 +2102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return FAILING_EXIT_CODE
+    if summary.status == "stopped":
+        print(
+            f"Stopped by the rule: {args.patience} finished trials in a row without beating the "
+            f"best by more than the noise ({summary.finished} of {args.trials} trials run)."
+        )
     if summary.status == "incomplete":
         crashed = any(code is not None and code > 0 for code in summary.exit_codes)
         advice = (
@@ -1558,6 +2121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     print(summary)
+    if summary.best_model:
+        print(f"Its model: {summary.best_model} (qgtools.model.load_model loads it)")
     return 0
 
 
