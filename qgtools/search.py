@@ -5,9 +5,15 @@ Explained in notebooks 05 (study, objective, pruning, storage) and 06 (workers, 
 Command line::
 
     python -m qgtools.search run --study NAME --trials N --workers W [--storage URL] [--data SOURCE]
-        [--space cpu|reference] [--sampler tpe|random] [--pruner median|hyperband|none]
-        [--max-epochs E] [--seed S] [--allow-mismatch]
-    python -m qgtools.search report --study NAME [--storage URL] [--out DIR]
+        [--space cpu|reference|continuous] [--sampler tpe|gp|random]
+        [--pruner median|hyperband|none] [--max-epochs E] [--seed S] [--allow-mismatch]
+        [--population K] [--seeds S] [--enqueue NAME ...] [--max-flops F]
+        [--patience N [--noise X]] [--keep-models [--artifact-dir DIR]]
+    python -m qgtools.search report --study NAME [--storage URL] [--out DIR] [--artifact-dir DIR]
+
+Notebook 09 explains ``--enqueue`` (warm start), ``--sampler gp``, ``--max-flops`` (a constraint),
+``--patience`` (the stopping rule of :mod:`qgtools.stopping`) and ``--keep-models`` (Optuna's
+artifact store).
 
 Storage: ``--storage`` takes any path ending in ``.journal`` or an Optuna RDB URL
 (``sqlite:///file.db``, ``postgresql://user:password@host/db``). Without it, the environment
@@ -1116,7 +1122,7 @@ class StudySummary:
     def __str__(self) -> str:
         finished = f"{self.finished} finished trial{'s' * (self.finished != 1)}"
         if self.best_value is None:
-            return f"Study {self.study!r}: {finished}; no complete trial yet"
+            return f"Study {self.study!r}: {finished}; no complete (and feasible) trial yet"
         return (
             f"Study {self.study!r}: {finished}; best #{self.best_number}: "
             f"validation rejection {self.best_value:.1f} with\n{format_params(self.best_params)}"
@@ -1223,7 +1229,10 @@ def _rule_says_stop(study: optuna.Study, job: _Job) -> bool:
     if job.patience is None:
         return False
     noise = job.noise if job.noise is not None else rule_noise(study, job.seeds)
-    return noise is not None and NoImprovementStopper(job.patience, noise).should_stop(study)
+    if noise is None:
+        return False
+    startup = 0 if job.sampler == "random" else TPE_STARTUP_TRIALS
+    return NoImprovementStopper(job.patience, noise, startup).should_stop(study)
 
 
 def _population_in_worker(
@@ -1312,7 +1321,9 @@ def run_study(
     is the best feasible one); ``keep_models`` stores each complete trial's model in
     ``artifact_dir`` (default :func:`artifacts_beside` the storage); ``patience`` stops the
     study early, when that many finished trials in a row have not improved the best value by
-    more than ``noise`` (given, or with ``seeds`` > 1 measured, see :func:`rule_noise`).
+    more than ``noise`` (given, or with ``seeds`` > 1 measured, see :func:`rule_noise`), never
+    within the sampler's random start-up (``qgtools.stopping.stop_point``'s ``startup``:
+    ``TPE_STARTUP_TRIALS`` for TPE and the GP, 0 for random search).
 
     Returns:
         A :class:`StudySummary`; ``status`` says whether the budget was met.
@@ -1854,7 +1865,8 @@ def _report(
     for trial in sorted(complete, key=lambda t: -t.values[0])[:5]:
         values = ", ".join(f"{v:.4g}" for v in trial.values)
         params = format_params(trial.params, indent=" " * 8)
-        print(f"  #{trial.number:<4} value {values} with\n{params}")
+        over = " (infeasible)" if any(v > 0 for v in trial.constraints.values()) else ""
+        print(f"  #{trial.number:<4} value {values}{over} with\n{params}")
     _say_best_model(the_study, storage, artifact_dir)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

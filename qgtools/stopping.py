@@ -4,7 +4,10 @@ Explained in notebook 09. Optuna's own terminator (``optuna.terminator``) is dep
 Optuna 5.0 and goes in 6.0, so ``qgtools`` does not build on it. The rule here is the one a
 physicist would apply by eye: the best validation value is only known to within its
 seed-to-seed noise, so a new best that beats the old one by less than that noise is no news.
-Stop when ``patience`` finished trials in a row brought no news.
+Stop when ``patience`` finished trials in a row brought no news. The sampler's random start-up
+(``startup`` trials) is never judged on its own: random draws are not expected to keep
+improving, so the rule stops no earlier than ``startup + patience`` finished trials, when at least
+``patience`` trials chosen by the sampler's model have brought nothing.
 
 Use it as a study callback (:class:`NoImprovementStopper`), on a finished study
 (:func:`stop_point`), or from the command line (``python -m qgtools.search run --patience N
@@ -23,8 +26,11 @@ from optuna.trial import FrozenTrial, TrialState
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def check_rule(patience: int, noise: float) -> None:
-    """A ``ValueError`` naming the bad value when ``patience`` or ``noise`` cannot be used."""
+def check_rule(patience: int, noise: float, startup: int = 0) -> None:
+    """A ``ValueError`` naming the bad value when ``patience``, ``noise`` or ``startup`` cannot
+    be used."""
+    if isinstance(startup, bool) or not isinstance(startup, int) or startup < 0:
+        raise ValueError(f"startup={startup!r}: use a whole number of trials, 0 or more.")
     if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
         raise ValueError(
             f"patience={patience!r}: use a whole number of finished trials, 1 or more."
@@ -62,17 +68,21 @@ def trials_without_news(values: Sequence[float | None], noise: float) -> list[in
     return counts
 
 
-def stop_point(values: Sequence[float | None], noise: float, patience: int) -> int | None:
+def stop_point(
+    values: Sequence[float | None], noise: float, patience: int, startup: int = 0
+) -> int | None:
     """How many finished trials the rule lets run before it says stop; ``None`` if it never does.
 
     Args:
         values: the finished trials' values in order (``None`` for pruned ones).
         noise: the seed-to-seed spread of one configuration's value.
         patience: finished trials in a row without news before stopping.
+        startup: the sampler's random start-up trials (``search.TPE_STARTUP_TRIALS`` for TPE and
+            the GP, 0 for random search); the rule never stops before ``startup + patience``.
     """
-    check_rule(patience, noise)
+    check_rule(patience, noise, startup)
     for index, count in enumerate(trials_without_news(values, noise)):
-        if count >= patience:
+        if count >= patience and index + 1 >= startup + patience:
             return index + 1
     return None
 
@@ -87,13 +97,15 @@ class NoImprovementStopper:
     Attributes:
         patience: finished trials in a row without news.
         noise: the seed-to-seed spread of one configuration's value.
+        startup: the sampler's random start-up trials (see :func:`stop_point`).
     """
 
     patience: int
     noise: float
+    startup: int = 0
 
     def __post_init__(self) -> None:
-        check_rule(self.patience, self.noise)
+        check_rule(self.patience, self.noise, self.startup)
 
     def should_stop(self, study: optuna.Study) -> bool:
         """Whether the rule says stop for the study as it is now."""
@@ -101,7 +113,8 @@ class NoImprovementStopper:
             raise ValueError(
                 "NoImprovementStopper needs a single-objective study that maximises its value."
             )
-        return stop_point(finished_values(study), self.noise, self.patience) is not None
+        values = finished_values(study)
+        return stop_point(values, self.noise, self.patience, self.startup) is not None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self.should_stop(study):

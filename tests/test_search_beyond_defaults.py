@@ -209,7 +209,7 @@ def test_run_studies_runs_each_plan_as_its_own_reproducible_study(tmp_path, toy_
 def test_the_command_line_warm_starts_keeps_models_stops_and_reports_the_best_model(
     tmp_path, toy_npz, monkeypatch
 ):
-    args = run_args("s.journal", toy_npz, trials=8, workers=1)
+    args = run_args("s.journal", toy_npz, trials=9, workers=1)
     rule = ["--patience", "2", "--noise", "1000"]  # nothing beats the first trial by 1000
     done = cli(*args, *rule, "--enqueue", "reference", "--enqueue", "hand-tuned",
                "--keep-models", "--sampler", "gp", cwd=tmp_path)  # fmt: skip
@@ -217,7 +217,8 @@ def test_the_command_line_warm_starts_keeps_models_stops_and_reports_the_best_mo
     assert "Stopped by the rule: 2 finished trials in a row" in done.stdout
     assert "Its model: s.journal.artifacts/" in done.stdout
     study = optuna.load_study(study_name="toy", storage=search.open_storage(tmp_path / "s.journal"))
-    assert search.count_finished(study) == 3  # the first is news, then two without
+    # the first trial is news, nothing after it is; the rule waits out the GP's random start-up
+    assert search.count_finished(study) == search.TPE_STARTUP_TRIALS + 2
     assert [t.user_attrs.get("enqueued") for t in study.trials[:2]] == ["reference", "hand-tuned"]
     best = search.trial_model(study.best_trial, tmp_path / "s.journal.artifacts")
     assert best.hparams == search.hparams_of(study.best_trial)
@@ -228,7 +229,7 @@ def test_the_command_line_warm_starts_keeps_models_stops_and_reports_the_best_mo
     assert f"Best trial #{study.best_trial.number}'s model: s.journal.artifacts/" in shown.stdout
     monkeypatch.chdir(tmp_path)  # a second run finds the rule still met and starts no worker
     assert search.main([*args, *rule]) == 0
-    assert search.count_finished(study) == 3
+    assert search.count_finished(study) == search.TPE_STARTUP_TRIALS + 2
 
 
 @pytest.mark.parametrize(
@@ -244,3 +245,12 @@ def test_the_command_line_refuses_bad_settings_in_one_line(tmp_path, toy_npz, ca
     error = capsys.readouterr().err
     assert said in error and len(error.strip().splitlines()) == 1
     assert not (tmp_path / "s.journal").exists()  # refused before any storage was touched
+
+
+def test_a_flops_budget_is_a_recorded_setting_and_old_studies_had_none():
+    study = optuna.create_study(direction="maximize")
+    old = {"data": "toy", "jets": 10, "split_seed": 0, "space": "cpu", "max_epochs": 1}
+    study.set_user_attr("settings", old)  # recorded before budgets existed
+    search._check_settings(study, {**old, "max_flops": None}, allow_mismatch=False)
+    with pytest.raises(ValueError, match=r"max_flops=None.*max_flops=20000"):
+        search._check_settings(study, {**old, "max_flops": 20000}, allow_mismatch=False)

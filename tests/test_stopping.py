@@ -69,3 +69,12 @@ def test_the_stopper_needs_a_maximised_single_objective_study():
     study = optuna.create_study(directions=["maximize", "minimize"])
     with pytest.raises(ValueError, match="single-objective"):
         stopping.NoImprovementStopper(2, 1.0).should_stop(study)
+
+
+def test_the_rule_never_judges_the_random_start_up_alone():
+    values = [9.0, 7.0, 8.0, 6.0, 7.5, 8.5, 8.8, 8.1, 12.0]  # one good random draw first
+    assert stopping.stop_point(values, noise=1.0, patience=3) == 4
+    assert stopping.stop_point(values, noise=1.0, patience=3, startup=5) == 8  # 3 modelled trials
+    assert stopping.stop_point(values[:7], noise=1.0, patience=3, startup=5) is None
+    with pytest.raises(ValueError, match="startup=-1"):
+        stopping.stop_point(values, noise=1.0, patience=3, startup=-1)
