@@ -128,6 +128,7 @@ def test_a_study_records_its_settings_and_refuses_runs_that_differ(tmp_path, toy
         "max_epochs": 1,
         "population": 1,
         "seeds": 1,
+        "max_flops": None,
     }
     resolved = {**same, "jets": 6000}  # -1 resolved to the jets it loads
     assert search.run_study("toy", n_trials=1, storage=journal, progress=False, **resolved).status
