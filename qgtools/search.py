@@ -56,6 +56,7 @@ from qgtools.config import sizes
 from qgtools.data import DataSourceWarning, JetData, load
 from qgtools.model import CPU_HPARAMS, HAND_TUNED_HPARAMS, HParams, load_model, save_model
 from qgtools.population import SHARED_FIELDS, fit_population
+from qgtools.stopping import FINISHED, NoImprovementStopper, check_rule
 from qgtools.train import fit
 
 DEFAULT_STORAGE = "qg-studies.journal"
@@ -73,7 +74,6 @@ METRICS = {  # name: direction
     "flops_per_jet": "minimize",
     "wall_time_s": "minimize",
 }
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 Space = Callable[[Trial], HParams]
 
@@ -219,6 +219,15 @@ def cpu_space_params(hparams: HParams) -> dict[str, object]:
     return params
 
 
+def _check_known(names: Sequence[str]) -> None:
+    """A ``ValueError`` naming the names that are not in ``KNOWN_CONFIGURATIONS``."""
+    unknown = [name for name in names if name not in KNOWN_CONFIGURATIONS]
+    if unknown:
+        raise ValueError(
+            f"Unknown configuration(s) {unknown}: use any of {sorted(KNOWN_CONFIGURATIONS)}."
+        )
+
+
 def enqueue_known(study: optuna.Study, names: Sequence[str]) -> list[str]:
     """Put ``KNOWN_CONFIGURATIONS[name]`` first in the study's queue for each name (a warm start,
     notebook 09): the next trials train them, whatever the sampler. A configuration the study
@@ -227,11 +236,7 @@ def enqueue_known(study: optuna.Study, names: Sequence[str]) -> list[str]:
     Returns:
         The names, in order. Raises ValueError for an unknown name.
     """
-    unknown = [name for name in names if name not in KNOWN_CONFIGURATIONS]
-    if unknown:
-        raise ValueError(
-            f"Unknown configuration(s) {unknown}: use any of {sorted(KNOWN_CONFIGURATIONS)}."
-        )
+    _check_known(names)
     for name in names:
         study.enqueue_trial(
             cpu_space_params(KNOWN_CONFIGURATIONS[name]),
@@ -320,10 +325,10 @@ def make_objective(
         hparams = space_fn(trial).replace(max_epochs=max_epochs)
         trial.set_user_attr("hparams", asdict(hparams))
         if max_flops is not None:
-            excess = flops_per_jet(hparams) - max_flops
-            trial.set_constraint("flops_per_jet", excess)
-            if excess > 0:
-                trial.set_user_attr("infeasible", f"{flops_per_jet(hparams):,} FLOPs per jet")
+            flops = flops_per_jet(hparams)
+            trial.set_constraint("flops_per_jet", flops - max_flops)
+            if flops > max_flops:
+                trial.set_user_attr("infeasible", f"{flops:,} FLOPs per jet")
                 raise optuna.TrialPruned(f"over the budget of {max_flops:,.0f} FLOPs per jet")
         callbacks = (
             [PyTorchLightningPruningCallback(trial, monitor=names[0])] if len(names) == 1 else []
@@ -1224,8 +1229,6 @@ def rule_noise(study: optuna.Study, seeds: int) -> float | None:
 
 def _rule_says_stop(study: optuna.Study, job: _Job) -> bool:
     """Whether the job's stopping rule (if any) says the study is done."""
-    from qgtools.stopping import NoImprovementStopper
-
     if job.patience is None:
         return False
     noise = job.noise if job.noise is not None else rule_noise(study, job.seeds)
@@ -1346,16 +1349,9 @@ def run_study(
             "A population (population > 1) shares one shape per population: it takes no "
             "enqueued configurations, FLOPs budget or kept models. Run with population=1."
         )
-    if enqueue:
-        unknown = [name for name in enqueue if name not in KNOWN_CONFIGURATIONS]
-        if unknown:
-            raise ValueError(
-                f"Unknown configuration(s) {unknown}: use any of {sorted(KNOWN_CONFIGURATIONS)}."
-            )
+    _check_known(enqueue)
     check_max_flops(max_flops)
     if patience is not None:
-        from qgtools.stopping import check_rule
-
         if noise is None and seeds == 1:
             raise ValueError(
                 f"patience={patience} needs the noise of a trial's value: give noise (--noise, "
@@ -1428,8 +1424,7 @@ def run_study(
         codes = _run_workers(the_study, opened, job, workers, progress)
     finished = count_finished(the_study)
     failed = the_study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    complete = the_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    best = _best_trial(the_study) if complete else None
+    best = _best_trial(the_study)
     if FAILING_EXIT_CODE in codes:
         status = "failing"
     elif finished >= n_trials:
@@ -1607,7 +1602,7 @@ def importance_spread(studies: Sequence[optuna.Study]) -> dict[str, np.ndarray]:
 
 def _best_trial(study: optuna.Study) -> FrozenTrial | None:
     """The best complete trial, feasible if the study has constraints (``study.best_trial``);
-    ``None`` when no complete trial is feasible."""
+    ``None`` when there is no complete (or no feasible) trial."""
     try:
         return study.best_trial
     except ValueError:
