@@ -10,16 +10,20 @@ Command line::
         [--population K] [--seeds S] [--enqueue NAME ...] [--max-flops F]
         [--patience N [--noise X]] [--keep-models [--artifact-dir DIR]]
     python -m qgtools.search report --study NAME [--storage URL] [--out DIR] [--artifact-dir DIR]
+    python -m qgtools.search proxy [--storage RDB-URL] [--host HOST] [--port PORT]
 
 Notebook 09 explains ``--enqueue`` (warm start), ``--sampler gp``, ``--max-flops`` (a constraint),
 ``--patience`` (the stopping rule of :mod:`qgtools.stopping`) and ``--keep-models`` (Optuna's
 artifact store).
 
-Storage: ``--storage`` takes any path ending in ``.journal`` or an Optuna RDB URL
-(``sqlite:///file.db``, ``postgresql://user:password@host/db``). Without it, the environment
-variable ``QG_STORAGE`` names the storage (so a password stays out of the command line and the
-process list: ``export QG_STORAGE=postgresql://...``); without both, Optuna's journal file
-``qg-studies.journal`` in the working directory (safe for several processes on one machine).
+Storage: ``--storage`` takes any path ending in ``.journal``, an Optuna RDB URL
+(``sqlite:///file.db``, ``postgresql://user:password@host/db``) or ``grpc://host:port``, Optuna's
+gRPC storage proxy that ``proxy`` starts in front of an RDB URL (one process holds the database
+connections for hundreds of workers; README, "On a cluster"). Without ``--storage``, the
+environment variable ``QG_STORAGE`` names the storage (so a password stays out of the command
+line and the process list: ``export QG_STORAGE=postgresql://...``); without both, Optuna's
+journal file ``qg-studies.journal`` in the working directory (safe for several processes on one
+machine).
 
 ``run`` exits with 0 (budget met), 1 (workers stopped early), 2 (bad input, said in one line
 before any worker starts), 3 (too many failed trials in a row) or 130 (Ctrl-C: the workers are
@@ -37,6 +41,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -65,6 +70,8 @@ SPLIT_SEED = 0  # every trial of every study is judged on the same split
 MAX_FAILS_IN_A_ROW = 5
 FAILING_EXIT_CODE = 3  # a worker's, and the command line's, after MAX_FAILS_IN_A_ROW
 MAX_RESTARTS = 3  # a worker killed by a signal is replaced at most this often per run
+PROXY_PORT = 13000  # Optuna's default for its gRPC storage proxy
+PROXY_WAIT_S = 10  # how long a worker waits for the proxy to answer
 INTERRUPTED_EXIT_CODE = 130  # the shell's for Ctrl-C
 HEARTBEAT_S, GRACE_S = 10, 30
 METRICS = {  # name: direction
@@ -617,12 +624,18 @@ def storage_url(url: str | os.PathLike | None = None) -> str:
 
 
 def open_storage(url: str | os.PathLike | None = None) -> BaseStorage:
-    """The storage named by ``url``: a ``.journal`` path or an RDB URL; without one, the URL in
-    the environment variable ``QG_STORAGE``, else ``qg-studies.journal``.
+    """The storage named by ``url``: a ``.journal`` path, an RDB URL or a gRPC proxy
+    (``grpc://host:port``); without one, the URL in the environment variable ``QG_STORAGE``,
+    else ``qg-studies.journal``.
 
     RDB storages get Optuna's heartbeat, so trials of dead workers are failed automatically.
+    The proxy has no heartbeat: a dead worker's trial is failed by its run on the same host, by
+    the next run on that host (:func:`fail_dead_workers_trials`) or, under SLURM, by the next
+    task (:func:`fail_ended_slurm_trials`).
     """
     url = storage_url(url)
+    if url.startswith("grpc://"):
+        return _grpc_proxy(url)
     if url.endswith(".journal"):
         path = Path(url).expanduser()
         if not path.parent.is_dir():
@@ -768,6 +781,103 @@ def _damaged_journal_error(path: Path) -> ValueError | None:
                 f"backup, or keep a copy and delete that line (the changes it held are lost)."
             )
     return None
+
+
+def _proxy_address(url: str) -> tuple[str, int]:
+    """``(host, port)`` of ``grpc://host:port``; a ValueError saying the form otherwise."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None or parts.path not in ("", "/") or parts.username:
+        raise ValueError(
+            f"Storage {_mask(url)!r}: name a gRPC proxy as grpc://HOST:PORT "
+            f"(grpc://127.0.0.1:{PROXY_PORT}); start one in front of a database with "
+            "`python -m qgtools.search proxy`."
+        )
+    return parts.hostname, port
+
+
+def _grpc_proxy(url: str) -> BaseStorage:
+    """A client of the gRPC storage proxy at ``url``, once the proxy answers."""
+    host, port = _proxy_address(url)
+    try:
+        from optuna.storages import GrpcStorageProxy
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            proxy = GrpcStorageProxy(host=host, port=port)
+    except ImportError as error:
+        raise ValueError(
+            f"Storage {url}: the gRPC proxy needs grpcio and protobuf ({error}); "
+            "pip install -r requirements.txt installs the pinned ones."
+        ) from None
+    try:
+        proxy.wait_server_ready(timeout=PROXY_WAIT_S)
+    except ConnectionError:
+        proxy.close()
+        raise ValueError(
+            f"No gRPC storage proxy answers at {host}:{port} (waited {PROXY_WAIT_S} s): start "
+            f"it (python -m qgtools.search proxy --host {host} --port {port}, with QG_STORAGE "
+            "set to the database URL) or check the host and port."
+        ) from None
+    return proxy
+
+
+def serve_proxy(
+    storage: str | os.PathLike | None = None,
+    host: str = "127.0.0.1",
+    port: int = PROXY_PORT,
+) -> None:
+    """Run Optuna's gRPC storage proxy in front of the RDB storage ``storage`` (default
+    ``$QG_STORAGE``) on ``host:port`` until Ctrl-C or SIGTERM; workers then use
+    ``--storage grpc://host:port``. What ``python -m qgtools.search proxy`` calls.
+
+    The proxy holds at most a few database connections (its thread pool of 10), whatever the
+    number of workers, and caches finished trials. It has no authentication and no TLS: bind it
+    to an address only the cluster's nodes reach (never ``0.0.0.0`` on a machine open to the
+    internet). It cannot front a journal file (Optuna's limit) or another proxy.
+
+    Raises:
+        ValueError: a storage that is not an RDB URL, or a port already in use.
+    """
+    from optuna.storages._grpc.server import make_server
+
+    url = storage_url(storage)
+    if url.endswith(".journal") or url.startswith("grpc://") or "://" not in url:
+        raise ValueError(
+            f"The proxy fronts a database (postgresql://..., mysql://..., sqlite:///file.db), not "
+            f"{_mask(url)!r}: set QG_STORAGE (or --storage) to the database URL."
+        )
+    if _in_memory(url):
+        raise ValueError(f"Storage {_mask(url)!r} is in memory: the proxy needs a database.")
+    cached = optuna.storages.get_storage(open_storage(url))  # Optuna's in-process trial cache
+    try:
+        server = make_server(cached, host, port)
+        server.start()
+    except RuntimeError as error:  # grpc's "Failed to bind to address ..."
+        raise ValueError(
+            f"The proxy cannot listen on {host}:{port} ({error}): is another proxy running "
+            "there? Pick another --port."
+        ) from None
+    print(
+        f"gRPC storage proxy for {_mask(url)} on {host}:{port}; workers use "
+        f"--storage grpc://{host}:{port}. Ctrl-C stops it.",
+        flush=True,
+    )
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.stop(grace=5).wait()
 
 
 def _with_installed_driver(url: str) -> str:
@@ -971,7 +1081,8 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 
 
 def record_worker(trial: Trial) -> None:
-    """Note which host and process runs the trial, so a dead worker's trial can be failed."""
+    """Note which host and process runs the trial (user attribute ``worker``) and, under SLURM,
+    which job and array task (``slurm``), so a dead worker's trial can be failed."""
     import psutil
 
     pid = os.getpid()
@@ -979,6 +1090,15 @@ def record_worker(trial: Trial) -> None:
         "worker",
         {"host": socket.gethostname(), "pid": pid, "started": psutil.Process(pid).create_time()},
     )
+    if os.environ.get("SLURM_JOB_ID"):
+        trial.set_user_attr(
+            "slurm",
+            {
+                "job_id": os.environ["SLURM_JOB_ID"],
+                "array_job_id": os.environ.get("SLURM_ARRAY_JOB_ID"),
+                "array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
+            },
+        )
 
 
 def _alive(worker: dict) -> bool:
@@ -1027,6 +1147,58 @@ def _fail_trial(storage: BaseStorage, study_id: int, number: int, reason: str) -
         return storage.set_trial_state_values(trial_id, TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
+
+
+SLURM_LIVE_STATES = {"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "CONFIGURING", "SIGNALING"}
+"""squeue's states of a job whose processes may still run."""
+
+
+def slurm_jobs_running(job_ids: Sequence[str]) -> set[str] | None:
+    """The ones of ``job_ids`` that SLURM still runs (one ``squeue`` call); ``None`` when squeue
+    is missing or cannot say (the controller does not answer)."""
+    if not job_ids:
+        return set()
+    try:
+        out = subprocess.run(
+            ["squeue", "--noheader", "--jobs", ",".join(job_ids), "--format", "%A %T"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:  # "Invalid job id specified": none of them is known any more
+        return set() if "Invalid job id" in out.stderr else None
+    rows = [line.split() for line in out.stdout.splitlines()]
+    return {row[0] for row in rows if len(row) == 2 and row[1] in SLURM_LIVE_STATES}
+
+
+def fail_ended_slurm_trials(study: optuna.Study, storage: BaseStorage) -> list[int]:
+    """Mark failed the running trials whose SLURM job (user attribute ``slurm``) has ended.
+
+    What recovers, on a cluster, the trial of an array task that SLURM killed whole (time
+    limit, ``scancel``, a lost node) when no heartbeat does (the gRPC proxy, a journal): each
+    task calls it as it starts. Does nothing when squeue cannot answer. Returns trial numbers.
+    """
+    mine = os.environ.get("SLURM_JOB_ID")
+    running = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if "slurm" in t.user_attrs and t.user_attrs["slurm"].get("job_id") != mine
+    ]
+    live = slurm_jobs_running(sorted({t.user_attrs["slurm"]["job_id"] for t in running}))
+    if live is None:
+        return []
+    study_id = storage.get_study_id_from_name(study.study_name)
+    failed = []
+    for trial in running:
+        slurm = trial.user_attrs["slurm"]
+        if slurm["job_id"] not in live:
+            task = slurm.get("array_task_id")
+            reason = f"SLURM job {slurm['job_id']}" + (f" (array task {task})" * bool(task))
+            if _fail_trial(storage, study_id, trial.number, reason + " ended mid-trial"):
+                failed.append(trial.number)
+    return failed
 
 
 def fail_unclaimed_trials(
@@ -1400,6 +1572,8 @@ def run_study(
         artifact_store(artifacts)  # a bad folder fails here, not in every worker
     enqueue_known(the_study, enqueue)
     recovered = fail_dead_workers_trials(the_study, opened)
+    if os.environ.get("SLURM_JOB_ID"):  # a task of a job array: others may have been killed
+        recovered += fail_ended_slurm_trials(the_study, opened)
     job = _Job(
         study=study,
         storage=url,
@@ -2054,8 +2228,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     report_cmd.add_argument(
         "--artifact-dir", default=None, help="where the run kept its models (if not beside)"
     )
+    proxy_cmd = commands.add_parser(
+        "proxy", help="run Optuna's gRPC storage proxy in front of a database, until Ctrl-C"
+    )
+    proxy_cmd.add_argument(
+        "--storage",
+        default=None,
+        help=f"the database URL; default ${STORAGE_VARIABLE} (keeps the password off the "
+        "command line)",
+    )
+    proxy_cmd.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on: one only the cluster's nodes reach (the proxy has no "
+        "authentication); default 127.0.0.1, this machine only",
+    )
+    proxy_cmd.add_argument("--port", type=int, default=PROXY_PORT)
     args = parser.parse_args(argv)
     try:
+        if args.command == "proxy":
+            serve_proxy(args.storage, args.host, args.port)
+            return 0
         if args.command == "report":
             import matplotlib
 

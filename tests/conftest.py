@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from qgtools import search
 from qgtools.data import JetData
 
 
@@ -37,3 +39,24 @@ def toy_npz(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "toy.npz"
     np.savez(path, X=jets.X, y=jets.y)
     return path
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The CI's PostgreSQL (QG_TEST_POSTGRES_URL) with a clean schema; skipped without one, except
+    in CI, where it fails."""
+    url = os.environ.get("QG_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide QG_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)")
+        pytest.skip(
+            "QG_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against "
+            "(.ci/run starts one)"
+        )
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(search._with_installed_driver(url))
+    with engine.begin() as connection:  # a clean schema for each test
+        connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public;"))
+    engine.dispose()
+    return url

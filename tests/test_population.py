@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 from conftest import make_jets
-from test_search import postgres_url  # noqa: F401 (the PostgreSQL fixture, shared)
 
 from qgtools import model, train
 from qgtools.model import HParams

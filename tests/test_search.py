@@ -17,7 +17,6 @@ from qgtools import search
 from qgtools.model import HParams
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-POSTGRES_URL = os.environ.get("QG_TEST_POSTGRES_URL")
 
 
 # --------------------------------------------------------------------------- spaces and objective
@@ -334,24 +333,6 @@ def test_five_failed_trials_in_a_row_stop_the_run(tmp_path):
     out = cli(*run_args(str(tmp_path / "s.journal"), path, trials=3, workers=1), cwd=tmp_path)
     assert out.returncode == 3
     assert "5 failed trials in a row" in out.stderr and "both classes are needed" in out.stderr
-
-
-@pytest.fixture
-def postgres_url() -> str:
-    if not POSTGRES_URL:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide QG_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)")
-        pytest.skip(
-            "QG_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against "
-            "(.ci/run starts one)"
-        )
-    import sqlalchemy
-
-    engine = sqlalchemy.create_engine(search._with_installed_driver(POSTGRES_URL))
-    with engine.begin() as connection:  # a clean schema for each test
-        connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public;"))
-    engine.dispose()
-    return POSTGRES_URL
 
 
 def test_two_workers_on_postgresql(toy_npz, tmp_path, postgres_url):
