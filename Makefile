@@ -37,4 +37,4 @@ test: $(VENV)/.installed-test
 	QG_FAST=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) .pytest_cache qg-studies.journal lightning_logs
+	rm -rf $(VENV) .pytest_cache qg-studies.journal lightning_logs .slurm
