@@ -52,6 +52,7 @@ if ! "$PYTHON" -c "import qgtools" 2>/dev/null; then
 fi
 echo "Task ${SLURM_ARRAY_TASK_ID:-0} of job ${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-?}} on $(hostname) at $(date -Is)"
 export OMP_NUM_THREADS=1
+export TQDM_MININTERVAL=${TQDM_MININTERVAL:-60}  # the progress bar: a line a minute in the log
 exec "$PYTHON" -m qgtools.search run --study "${QG_STUDY:-qg-cpu}" --data "${QG_DATA:-auto}" \
   --space "${QG_SPACE:-cpu}" --trials "${QG_TRIALS:-200}" --max-epochs "${QG_EPOCHS:-20}" \
   --workers 1 --seed "${QG_SEED:-0}" "$@"

@@ -192,7 +192,18 @@ def slurm_missing() -> str | None:
             "SLURM is not installed: apt install slurm-wlm munge, then "
             "`sudo scripts/slurm_cluster.sh start` and export the SLURM_CONF it prints"
         )
-    out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=60)
+    conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf"))
+    if not conf.is_file():
+        return (
+            f"no SLURM configuration at {conf}: `sudo scripts/slurm_cluster.sh start` starts a "
+            "cluster on this machine; export the SLURM_CONF it prints"
+        )
+    try:
+        out = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        return f"sinfo did not answer in 30 s (configuration {conf}): is slurmctld running?"
     if out.returncode != 0 or not any(s.startswith(LIVE_NODE_STATES) for s in out.stdout.split()):
         said = (out.stderr.strip() or out.stdout.strip() or "no node").splitlines()[0]
         return (
