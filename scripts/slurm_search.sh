@@ -23,8 +23,9 @@
 #
 # Adapt the lines below to your cluster: add `#SBATCH --partition=NAME` and
 # `#SBATCH --account=NAME` if your site asks for them; --time is one task's limit (a task runs
-# trials until the budget is met, so a short limit only means more tasks); --mem needs about
-# 1 GB for the cpu space. A GPU variant: `#SBATCH --gres=gpu:1` (and the partition that has
+# trials until the budget is met, so a short limit only means more tasks); --mem: one task (its
+# run and its worker process) peaked at 0.8 GB of summed PSS on the cpu space, and SLURM counts
+# resident memory, shared libraries once per process, so keep 2G or more. A GPU variant: `#SBATCH --gres=gpu:1` (and the partition that has
 # them), `--cpus-per-task=4`; each task then trains on its GPU.
 #SBATCH --job-name=qg-hpo
 #SBATCH --cpus-per-task=1
