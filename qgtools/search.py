@@ -629,7 +629,9 @@ def open_storage(url: str | os.PathLike | None = None) -> BaseStorage:
     else ``qg-studies.journal``.
 
     RDB storages get Optuna's heartbeat, so trials of dead workers are failed automatically.
-    The proxy has no heartbeat: a dead worker's trial is failed by its run on the same host, by
+    Processes that open a fresh database at once (a job array's first tasks) race to create
+    Optuna's tables; a loser tries again, up to ``SCHEMA_RACE_RETRIES`` times. The proxy has
+    no heartbeat: a dead worker's trial is failed by its run on the same host, by
     the next run on that host (:func:`fail_dead_workers_trials`) or, under SLURM, by the next
     task (:func:`fail_ended_slurm_trials`).
     """
@@ -659,23 +661,43 @@ def open_storage(url: str | os.PathLike | None = None) -> BaseStorage:
             "password; percent-encode it (@ as %40; urllib.parse.quote(password, safe='') "
             "encodes all)."
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore", optuna.exceptions.ExperimentalWarning
-            )  # the heartbeat's
-            return RDBStorage(
-                _with_installed_driver(url),
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-                engine_kwargs={"pool_pre_ping": True},
-            )
-    except Exception as error:  # noqa: BLE001 - sqlalchemy and drivers raise many kinds
-        said = _scrub(str(error).splitlines()[0] if str(error) else "", url)
-        raise ValueError(
-            f"Cannot open storage {_mask(url)}: {type(error).__name__}: {said}. "
-            "Check the URL, the server and the credentials."
-        ) from None
+    for attempt in range(SCHEMA_RACE_RETRIES + 1):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter(
+                    "ignore", optuna.exceptions.ExperimentalWarning
+                )  # the heartbeat's
+                return RDBStorage(
+                    _with_installed_driver(url),
+                    heartbeat_interval=HEARTBEAT_S,
+                    grace_period=GRACE_S,
+                    engine_kwargs={"pool_pre_ping": True},
+                )
+        except Exception as error:  # noqa: BLE001 - sqlalchemy and drivers raise many kinds
+            if attempt < SCHEMA_RACE_RETRIES and _lost_the_schema_race(error):
+                time.sleep(0.5 * (attempt + 1))  # the winner's tables are there next time
+                continue
+            said = _scrub(str(error).splitlines()[0] if str(error) else "", url)
+            raise ValueError(
+                f"Cannot open storage {_mask(url)}: {type(error).__name__}: {said}. "
+                "Check the URL, the server and the credentials."
+            ) from None
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+SCHEMA_RACE_RETRIES = 5
+"""How often :func:`open_storage` tries again after losing the race to create Optuna's tables."""
+
+
+def _lost_the_schema_race(error: Exception) -> bool:
+    """Whether ``error`` is another process creating Optuna's tables in a fresh database at the
+    same moment (a job array's first tasks start together): PostgreSQL's unique violation on its
+    type catalogue, or a table that "already exists"."""
+    import sqlalchemy.exc
+
+    return isinstance(error, sqlalchemy.exc.IntegrityError) or (
+        isinstance(error, sqlalchemy.exc.ProgrammingError) and "already exists" in str(error)
+    )
 
 
 class _ReentrantLock:

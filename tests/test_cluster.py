@@ -85,10 +85,10 @@ def test_eight_workers_through_the_proxy_lose_and_duplicate_nothing(
 def test_a_killed_worker_s_trial_through_the_proxy_is_failed(toy_npz, tmp_path, proxy):
     # the proxy has no heartbeat: the run on the worker's host fails its trial (process check)
     assert not isinstance(search.open_storage(proxy), optuna.storages._heartbeat.BaseHeartbeat)
-    check_sigkill_recovery(proxy, toy_npz, tmp_path)
+    check_sigkill_recovery(proxy, toy_npz, tmp_path, trials=3)
 
 
-def test_proxy_addresses_and_storages_are_checked(monkeypatch, tmp_path):
+def test_proxy_addresses_and_storages_are_checked(monkeypatch, tmp_path, capsys):
     for bad in ("grpc://127.0.0.1", "grpc://:13000", "grpc://host:port", "grpc://h:1/db"):
         with pytest.raises(ValueError, match=r"grpc://HOST:PORT"):
             search.open_storage(bad)
@@ -99,8 +99,8 @@ def test_proxy_addresses_and_storages_are_checked(monkeypatch, tmp_path):
     for storage in (str(tmp_path / "s.journal"), "grpc://127.0.0.1:13000", "sqlite://"):
         with pytest.raises(ValueError, match=r"database|in memory"):
             search.serve_proxy(storage, port=port)
-    out = cli("proxy", "--storage", str(tmp_path / "s.journal"), cwd=tmp_path)
-    assert out.returncode == 2 and "The proxy fronts a database" in out.stderr
+    assert search.main(["proxy", "--storage", str(tmp_path / "s.journal")]) == 2  # the CLI's
+    assert "The proxy fronts a database" in capsys.readouterr().err
 
 
 def test_a_taken_port_is_said(tmp_path):
@@ -225,18 +225,18 @@ def slurm() -> None:
 def test_the_job_array_script_meets_the_budget_on_slurm(toy_npz, tmp_path, postgres_url, slurm):
     submit = tmp_path / "elsewhere"  # not the project: the script must work from any folder
     submit.mkdir()
-    budget, tasks = 6, 4
+    budget, tasks = 8, 4
     env = {
         **os.environ,
         "QG_STORAGE": postgres_url,  # in the environment, never on a command line
         "QG_PYTHON": sys.executable,
         "QG_DATA": str(toy_npz),
         "QG_TRIALS": str(budget),
-        "QG_EPOCHS": "1",
+        "QG_EPOCHS": "20",  # with --pruner none, trials long enough for two tasks to overlap
         "QG_STUDY": "array",
     }
     out = subprocess.run(
-        ["sbatch", f"--array=0-{tasks - 1}", "--wait", str(ARRAY_SCRIPT)],
+        ["sbatch", f"--array=0-{tasks - 1}", "--wait", str(ARRAY_SCRIPT), "--pruner", "none"],
         cwd=submit,
         env=env,
         capture_output=True,
@@ -259,3 +259,29 @@ def test_the_job_array_script_meets_the_budget_on_slurm(toy_npz, tmp_path, postg
     assert {t.user_attrs["slurm"]["array_job_id"] for t in trials} == {job}
     assert len({t.user_attrs["slurm"]["array_task_id"] for t in done}) >= 2
     assert postgres_url.split("@")[0] not in out.stdout + out.stderr
+
+
+def _open_after(barrier, url: str, results) -> None:
+    barrier.wait()
+    try:
+        search.open_storage(url)
+        results.put("ok")
+    except ValueError as error:
+        results.put(str(error))
+
+
+def test_tasks_that_open_a_fresh_database_at_once_all_get_it(postgres_url):
+    # a job array's first tasks start together, and each creates Optuna's tables if missing
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(6), context.Queue()
+    processes = [
+        context.Process(target=_open_after, args=(barrier, postgres_url, results)) for _ in range(6)
+    ]
+    for process in processes:
+        process.start()
+    said = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert said == ["ok"] * 6, said

@@ -265,8 +265,8 @@ def running_trial_of_a_stopped_worker(study: optuna.Study, pid: int) -> FrozenTr
     return None
 
 
-def check_sigkill_recovery(storage: str, data: Path, tmp_path: Path) -> None:
-    process = cli(*run_args(storage, data, trials=5, epochs=30), cwd=tmp_path, wait=False)
+def check_sigkill_recovery(storage: str, data: Path, tmp_path: Path, trials: int = 5) -> None:
+    process = cli(*run_args(storage, data, trials=trials, epochs=30), cwd=tmp_path, wait=False)
     victim = None
     deadline = time.monotonic() + 120
     while victim is None and time.monotonic() < deadline:
@@ -293,8 +293,8 @@ def check_sigkill_recovery(storage: str, data: Path, tmp_path: Path) -> None:
     assert before <= {
         t.number for t in study.get_trials(states=search.FINISHED)
     }  # nothing finished was lost
-    assert process.returncode == 0 and within_budget(finished(storage), 5)  # met in the same run
-    out = cli(*run_args(storage, data, trials=5, epochs=30), cwd=tmp_path)
+    assert process.returncode == 0 and within_budget(finished(storage), trials)  # in the same run
+    out = cli(*run_args(storage, data, trials=trials, epochs=30), cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"already has {finished(storage)} finished trials" in out.stdout
 
