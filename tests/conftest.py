@@ -41,18 +41,26 @@ def toy_npz(tmp_path_factory) -> Path:
     return path
 
 
+def require(missing: str | None, provider: str) -> None:
+    """The rule for a prerequisite a test needs (PostgreSQL, Chromium, SLURM): when ``missing``
+    says what is missing, fail in CI (``CI`` set; ``provider`` says what should have provided it),
+    else skip saying why."""
+    if missing is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must provide it ({provider}): {missing}")
+    pytest.skip(missing)
+
+
 @pytest.fixture
 def postgres_url() -> str:
     """The CI's PostgreSQL (QG_TEST_POSTGRES_URL) with a clean schema; skipped without one, except
     in CI, where it fails."""
     url = os.environ.get("QG_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide QG_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)")
-        pytest.skip(
-            "QG_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against "
-            "(.ci/run starts one)"
-        )
+    require(
+        None if url else "QG_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against",
+        ".ci/run starts PostgreSQL",
+    )
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(search._with_installed_driver(url))

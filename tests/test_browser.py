@@ -28,6 +28,7 @@ from browser import (
     screenshots,
     unexpected_outputs,
 )
+from conftest import require
 
 from qgtools.config import env_flag
 
@@ -49,11 +50,10 @@ def require_browser() -> None:
         missing.append("the playwright package (pip install -r requirements-test.txt)")
     if chromium_path() is None:
         missing.append("Debian's chromium on PATH (apt install chromium)")
-    if missing:
-        reason = "The browser test needs " + " and ".join(missing)
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}: CI must provide it (.ci/run installs both)")
-        pytest.skip(reason)
+    require(
+        "The browser test needs " + " and ".join(missing) if missing else None,
+        ".ci/run installs both",
+    )
 
 
 @pytest.fixture(scope="module")

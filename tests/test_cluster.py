@@ -17,6 +17,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import require
 from optuna.trial import TrialState
 from test_search import check_sigkill_recovery, cli, run_args, within_budget
 
@@ -215,11 +216,7 @@ def slurm_missing() -> str | None:
 
 @pytest.fixture
 def slurm() -> None:
-    why = slurm_missing()
-    if why and os.environ.get("CI"):
-        pytest.fail(f"CI must have SLURM (.ci/run starts it): {why}")
-    if why:
-        pytest.skip(why)
+    require(slurm_missing(), ".ci/run starts SLURM")
 
 
 def test_the_job_array_script_meets_the_budget_on_slurm(toy_npz, tmp_path, postgres_url, slurm):
