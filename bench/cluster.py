@@ -47,8 +47,9 @@ DATA_SAID = "the shipped offline sample (our regeneration, not the EnergyFlow fi
 
 
 def study_settings(args: argparse.Namespace) -> list[str]:
+    """The workload's options, the data's aside (the array script takes it from QG_DATA)."""
     return [
-        "--data", "sample", "--jets", str(args.jets), "--space", "cpu",
+        "--jets", str(args.jets), "--space", "cpu",
         "--sampler", "random", "--pruner", "none", "--seed", "0",
     ]  # fmt: skip
 
@@ -105,11 +106,10 @@ def slurm_run(args: argparse.Namespace, tasks: int, name: str, logs: Path) -> di
         "QG_STUDY": name,
         "QG_LOGS": str(logs),
     }
-    extra = study_settings(args)[2:]  # --data comes from QG_DATA
     start = time.monotonic()
     out = subprocess.run(
         ["sbatch", "--parsable", f"--array=0-{tasks - 1}"]
-        + [str(ROOT / "scripts" / "slurm_search.sh"), *extra],
+        + [str(ROOT / "scripts" / "slurm_search.sh"), *study_settings(args)],
         env=env,
         cwd=logs,
         capture_output=True,
@@ -152,7 +152,7 @@ def proxy_run(args: argparse.Namespace, through_proxy: bool, name: str, folder: 
     out = subprocess.run(
         [sys.executable, "-m", "qgtools.search", "run", "--study", name, "--trials",
          str(args.trials), "--max-epochs", str(args.max_epochs), "--workers", str(args.workers)]
-        + study_settings(args),
+        + ["--data", "sample", *study_settings(args)],
         env={**os.environ, "QG_STORAGE": url},
         cwd=folder,
         capture_output=True,
