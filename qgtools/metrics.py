@@ -5,11 +5,16 @@ efficiency (TPR) is 0.5, computed on *continuous* scores over the *whole* evalua
 The reference code this series replaces thresholded its scores and averaged per-batch
 values; :func:`thresholded_rejection` and :func:`per_batch_mean_rejection` reproduce those
 mistakes so the notebooks can show by how much they miss.
+
+:func:`judge` is the series' one rule for calling a paired difference "ahead", "behind", "a
+hint" or "level"; :func:`repeats_verdict`, :func:`bootstrap_verdict` and :func:`noise_verdict`
+feed it from repeats, resampled jets and seeds, or a known noise (glossary: verdict).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -192,6 +197,13 @@ def paired_difference(
         (difference on all jets and seeds, low, high).
     """
     _check_resampling(n, level)
+    estimate, values = _paired_draws(metric, y_true, scores_a, scores_b, n, seed)
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], method="nearest")
+    return estimate, float(low), float(high)
+
+
+def _paired_draws(metric, y_true, scores_a, scores_b, n: int, seed: int):
+    """The paired bootstrap of :func:`paired_difference`: (estimate, the n resampled values)."""
     n_jets = len(np.asarray(y_true))
     a = _score_rows(scores_a, n_jets, "scores_a")
     b = _score_rows(scores_b, n_jets, "scores_b")
@@ -210,8 +222,168 @@ def paired_difference(
         rows_a = a[rng.integers(0, len(a), len(a))] if len(a) > 1 else a
         rows_b = b[rng.integers(0, len(b), len(b))] if len(b) > 1 else b
         values[k] = mean_metric(rows_a, index) - mean_metric(rows_b, index)
-    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], method="nearest")
-    return float(estimate), float(low), float(high)
+    return float(estimate), values
+
+
+# ----------------------------------------------------------------------- the one verdict rule
+
+VERDICTS = ("ahead", "behind", "a hint", "level")
+"""The words of :func:`judge`: ``"ahead"``/``"behind"`` when the 95% interval of a - b excludes
+zero, ``"a hint"`` when only the 68% one does, ``"level"`` otherwise (glossary: verdict)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A paired difference a - b judged by the series' one rule (:func:`judge`).
+
+    Attributes:
+        word: one of ``VERDICTS``.
+        estimate: the difference a - b.
+        interval_68, interval_95: its 68% and 95% intervals.
+        evidence: what was judged, e.g. "5 paired repeats of a search" or "1000 paired
+            resamples of test jets and seeds".
+    """
+
+    word: str
+    estimate: float
+    interval_68: tuple[float, float]
+    interval_95: tuple[float, float]
+    evidence: str
+
+    def says(self, a: str = "a", b: str = "b") -> str:
+        """The verdict in words, e.g. "a hint that TPE is ahead of random"."""
+        first, second = (a, b) if self.estimate >= 0 else (b, a)
+        if self.word == "level":
+            return f"{a} level with {b}"
+        if self.word == "a hint":
+            return f"a hint that {first} is ahead of {second}"
+        return f"{a} {self.word} {'of ' if self.word == 'ahead' else ''}{b}"
+
+    def line(self, a: str = "a", b: str = "b", digits: int = 1) -> str:
+        """One printable line: the difference, both intervals, the evidence and the verdict."""
+        low, high = self.interval_68
+        wide_low, wide_high = self.interval_95
+        f = f"+.{digits}f"
+        return (
+            f"{a} - {b}: {self.estimate:{f}}, 68% [{low:{f}}, {high:{f}}], "
+            f"95% [{wide_low:{f}}, {wide_high:{f}}] ({self.evidence}): {self.says(a, b)}"
+        )
+
+
+def judge(
+    estimate: float,
+    interval_68: tuple[float, float],
+    interval_95: tuple[float, float],
+    evidence: str,
+) -> Verdict:
+    """The series' one verdict rule for a paired difference a - b (glossary: verdict).
+
+    Args:
+        estimate: the difference a - b.
+        interval_68, interval_95: its 68% and 95% intervals, (low, high).
+        evidence: what the intervals come from, said with the verdict.
+
+    Returns:
+        "ahead" or "behind" when the 95% interval excludes zero, "a hint" when only the 68%
+        one does, "level" otherwise.
+
+    Raises:
+        ValueError: NaN values, or intervals that are not (low, high) with the 68% inside
+            the 95%.
+    """
+    (low, high), (wide_low, wide_high) = map(tuple, (interval_68, interval_95))
+    numbers = np.array([estimate, low, high, wide_low, wide_high], dtype=np.float64)
+    if np.isnan(numbers).any():
+        raise ValueError(f"A verdict needs numbers, got NaN in {numbers.tolist()}.")
+    if not (wide_low <= low <= high <= wide_high):
+        raise ValueError(
+            f"Intervals 68% [{low}, {high}] and 95% [{wide_low}, {wide_high}]: each must be "
+            "(low, high), and the 68% interval must lie inside the 95% one."
+        )
+    if wide_low > 0 or wide_high < 0:
+        word = "ahead" if wide_low > 0 else "behind"
+    elif low > 0 or high < 0:
+        word = "a hint"
+    else:
+        word = "level"
+    return Verdict(
+        word,
+        float(estimate),
+        (float(low), float(high)),
+        (float(wide_low), float(wide_high)),
+        evidence,
+    )
+
+
+def repeats_verdict(a, b, evidence: str = "repeats of a search") -> Verdict:
+    """Judge paired values, e.g. the best value of two samplers' studies with the same seeds.
+
+    The intervals are Student's t intervals of the mean of the differences ``a - b`` (n - 1
+    degrees of freedom), so a few repeats give wide intervals, as they should.
+
+    Args:
+        a, b: one value per repeat each, paired by position (at least two repeats).
+        evidence: what the repeats are; the count is put in front ("5 paired repeats of ...").
+
+    Raises:
+        ValueError: fewer than two pairs, unequal lengths or NaN values.
+    """
+    from scipy.special import stdtrit  # Student's t quantiles; only here
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(
+            f"a and b have shapes {a.shape} and {b.shape}: give one value per repeat each."
+        )
+    if len(a) < 2:
+        raise ValueError(f"{len(a)} pair: a verdict from repeats needs at least two pairs.")
+    diff = a - b
+    if np.isnan(diff).any():
+        raise ValueError("a or b holds NaN values: a failed repeat? Leave it out of both.")
+    mean, sem = float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
+    half = {level: float(stdtrit(len(diff) - 1, (1 + level) / 2)) * sem for level in (0.68, 0.95)}
+    return judge(
+        mean,
+        (mean - half[0.68], mean + half[0.68]),
+        (mean - half[0.95], mean + half[0.95]),
+        f"{len(diff)} paired repeats of {evidence.removeprefix('repeats of ')}",
+    )
+
+
+def bootstrap_verdict(
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    y_true,
+    scores_a,
+    scores_b,
+    n: int = 1000,
+    seed: int = 0,
+) -> Verdict:
+    """Judge two models scored on the same jets by :func:`paired_difference`'s bootstrap.
+
+    Both intervals come from the same resamples (jets, and seeds where a model has several
+    rows); the evidence says which were resampled.
+    """
+    _check_resampling(n, 0.68)
+    estimate, values = _paired_draws(metric, y_true, scores_a, scores_b, n, seed)
+    q = np.quantile(values, [0.16, 0.84, 0.025, 0.975], method="nearest")
+    seeds = max(
+        len(_score_rows(s, len(np.asarray(y_true)), "scores")) for s in (scores_a, scores_b)
+    )
+    what = "jets and seeds" if seeds > 1 else "jets"
+    return judge(estimate, (q[0], q[1]), (q[2], q[3]), f"{n} paired resamples of {what}")
+
+
+def noise_verdict(estimate: float, std: float, evidence: str) -> Verdict:
+    """Judge one difference against a known noise: normal intervals of standard deviation ``std``
+    (e.g. sqrt(2) x the seed-to-seed noise for two single runs; notebook 04)."""
+    if not std >= 0:
+        raise ValueError(f"std={std!r}: the noise must be a number, 0 or more.")
+    return judge(
+        estimate,
+        (estimate - 0.9945 * std, estimate + 0.9945 * std),
+        (estimate - 1.96 * std, estimate + 1.96 * std),
+        evidence,
+    )
 
 
 # ------------------------------------------------------------------- the reference's mistakes

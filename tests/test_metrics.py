@@ -212,3 +212,94 @@ def test_paired_difference_refuses_mismatched_or_nan_scores(scores_b, message):
     y, a, _ = _two_models()
     with pytest.raises(ValueError, match=message):
         metrics.paired_difference(background_rejection, y, a, scores_b, n=5)
+
+
+# ------------------------------------------------------------------------ the verdict rule
+
+
+@pytest.mark.parametrize(
+    "estimate, i68, i95, word",
+    [
+        (2.0, (1.0, 3.0), (0.5, 3.5), "ahead"),
+        (-2.0, (-3.0, -1.0), (-3.5, -0.5), "behind"),
+        (1.7, (0.8, 3.4), (-0.4, 5.6), "a hint"),  # notebook 07's line that called it a lead
+        (-1.0, (-2.0, -0.1), (-3.0, 0.5), "a hint"),
+        (0.3, (-0.5, 1.1), (-1.0, 1.6), "level"),
+        (0.0, (0.0, 0.0), (0.0, 0.0), "level"),  # fast mode: every pair equal
+    ],
+)
+def test_judge_has_three_tiers(estimate, i68, i95, word):
+    assert metrics.judge(estimate, i68, i95, "test").word == word
+
+
+def test_verdict_words_name_the_leader():
+    assert metrics.judge(1.7, (0.8, 3.4), (-0.4, 5.6), "e").says("TPE", "random") == (
+        "a hint that TPE is ahead of random"
+    )
+    assert metrics.judge(-1.0, (-2, -0.1), (-3, 0.5), "e").says("TPE", "random") == (
+        "a hint that random is ahead of TPE"
+    )
+    assert metrics.judge(-2, (-3, -1), (-4, -0.5), "e").says("A", "B") == "A behind B"
+    assert metrics.judge(2, (1, 3), (0.5, 4), "e").says("A", "B") == "A ahead of B"
+    line = metrics.judge(0.3, (-0.5, 1.1), (-1, 1.6), "3 paired repeats").line("A", "B")
+    assert (
+        line == "A - B: +0.3, 68% [-0.5, +1.1], 95% [-1.0, +1.6] (3 paired repeats): A level with B"
+    )
+
+
+@pytest.mark.parametrize(
+    "i68, i95",
+    [((1.0, 0.0), (-1.0, 2.0)), ((-2.0, 1.0), (-1.0, 2.0)), ((np.nan, 1.0), (-1.0, 2.0))],
+)
+def test_judge_refuses_malformed_intervals(i68, i95):
+    with pytest.raises(ValueError, match="interval|NaN"):
+        metrics.judge(0.5, i68, i95, "e")
+
+
+def test_repeats_verdict_is_a_student_t_interval():
+    # differences 1, 2, 3: mean 2, standard error 1/sqrt(3); t quantiles for 2 degrees of freedom
+    v = metrics.repeats_verdict([11.0, 12.0, 13.0], [10.0, 10.0, 10.0], "repeats of a search")
+    sem = 1 / math.sqrt(3)
+    assert v.estimate == pytest.approx(2.0)
+    assert v.interval_68 == pytest.approx((2 - 1.3117 * sem, 2 + 1.3117 * sem), abs=1e-3)
+    assert v.interval_95 == pytest.approx((2 - 4.3027 * sem, 2 + 4.3027 * sem), abs=1e-3)
+    assert v.word == "a hint"  # a one-standard-error rule would have called it a clear lead
+    assert v.evidence == "3 paired repeats of a search"
+    assert metrics.repeats_verdict([5, 6, 7, 8, 9], [1, 2, 3, 4, 5.5]).word == "ahead"
+    assert metrics.repeats_verdict([1.0, 2.0], [1.0, 2.0]).word == "level"
+
+
+@pytest.mark.parametrize(
+    "a, b, message",
+    [
+        ([1.0], [0.0], "at least two pairs"),
+        ([1, 2], [1, 2, 3], "shapes"),
+        ([1, np.nan], [0, 0], "NaN"),
+    ],
+)
+def test_repeats_verdict_refuses_bad_repeats(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.repeats_verdict(a, b)
+
+
+def test_bootstrap_verdict_uses_one_set_of_resamples():
+    rng = np.random.default_rng(5)
+    y = rng.permutation(np.arange(2000) % 2)
+    a = rng.normal(size=(3, 2000)) + 1.0 * y
+    b = rng.normal(size=2000) + 0.9 * y
+    v = metrics.bootstrap_verdict(background_rejection, y, a, b, n=200, seed=3)
+    d68 = metrics.paired_difference(background_rejection, y, a, b, n=200, seed=3)
+    d95 = metrics.paired_difference(background_rejection, y, a, b, n=200, seed=3, level=0.95)
+    assert (v.estimate, *v.interval_68) == d68
+    assert v.interval_95 == d95[1:]
+    assert v.evidence == "200 paired resamples of jets and seeds"
+    assert metrics.bootstrap_verdict(background_rejection, y, b, b, n=20).word == "level"
+    assert "of jets" in metrics.bootstrap_verdict(background_rejection, y, b, a[0], n=20).evidence
+
+
+def test_noise_verdict_scales_with_the_noise():
+    assert metrics.noise_verdict(3.0, 1.0, "seed noise").word == "ahead"
+    assert metrics.noise_verdict(1.5, 1.0, "seed noise").word == "a hint"
+    assert metrics.noise_verdict(-0.5, 1.0, "seed noise").word == "level"
+    with pytest.raises(ValueError, match="noise"):
+        metrics.noise_verdict(1.0, float("nan"), "seed noise")
