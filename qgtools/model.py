@@ -134,6 +134,13 @@ class HParams:
             repr(self), 88, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
         )
 
+    def for_epochs(self, max_epochs: int) -> HParams:
+        """This configuration for ``max_epochs`` epochs, its StepLR step scaled alike, so that the
+        learning rate falls as far over the new epochs as it did over the old (notebook 05's
+        retraining of a short trial's winner)."""
+        patience = max(1, round(self.patience * max_epochs / self.max_epochs))
+        return self.replace(max_epochs=max_epochs, patience=patience)
+
     def replace(self, **changes) -> HParams:
         """A copy with some fields changed (validated again)."""
         unknown = set(changes) - {f.name for f in fields(self)}

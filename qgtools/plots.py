@@ -97,19 +97,48 @@ def population_curves(
 
 
 def rejection_curves(
-    curves: dict[str, tuple[np.ndarray, np.ndarray]], ax: plt.Axes | None = None
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    ax: plt.Axes | None = None,
+    ratio_to: str | None = None,
 ) -> plt.Axes:
-    """Gluon rejection against quark efficiency (log axis) for named (labels, scores) pairs."""
-    if ax is None:
+    """Gluon rejection against quark efficiency (log axis) for named (labels, scores) pairs.
+
+    Args:
+        curves: name -> (labels, scores).
+        ax: where to draw; a new figure when ``None`` (not with ``ratio_to``).
+        ratio_to: a name of ``curves``: adds a panel below with each rejection divided by that
+            curve's, at the same quark efficiency (10-90%), so small leads can be seen.
+
+    Returns:
+        The axes of the rejection curves.
+    """
+    if ratio_to is not None and ratio_to not in curves:
+        raise ValueError(f"ratio_to={ratio_to!r} is not one of the curves {list(curves)}.")
+    if ratio_to is not None and ax is not None:
+        raise ValueError("ratio_to draws its own figure of two panels: leave ax out.")
+    ratio_ax = None
+    if ratio_to is not None:
+        _, (ax, ratio_ax) = plt.subplots(
+            2, 1, figsize=(5, 5), sharex=True, gridspec_kw={"height_ratios": (3, 1.3)}
+        )
+    elif ax is None:
         _, ax = plt.subplots(figsize=(5, 3.8))
+    grid = np.linspace(0.1, 0.9, 81)
+    drawn = {}
     for name, (y_true, scores) in curves.items():
         efficiency, rejection = metrics.rejection_curve(y_true, scores)
         ax.plot(efficiency, rejection, label=name)
+        drawn[name] = np.interp(grid, efficiency, rejection)
     ax.axvline(0.5, color="grey", lw=0.8, ls=":")
-    ax.set(
-        xlabel="quark efficiency (TPR)", ylabel="gluon rejection 1/FPR", yscale="log", xlim=(0, 1)
-    )
+    ax.set(ylabel="gluon rejection 1/FPR", yscale="log", xlim=(0, 1))
     ax.legend(fontsize="small")
+    if ratio_ax is None:
+        ax.set_xlabel("quark efficiency (TPR)")
+        return ax
+    for values in drawn.values():
+        ratio_ax.plot(grid, values / drawn[ratio_to])
+    ratio_ax.axvline(0.5, color="grey", lw=0.8, ls=":")
+    ratio_ax.set(xlabel="quark efficiency (TPR)", ylabel=f"ratio to\n{ratio_to}", xlim=(0, 1))
     return ax
 
 

@@ -222,3 +222,13 @@ def test_printed_hparams_break_between_fields():
     lines = str(hp).splitlines()
     assert len(lines) > 1 and max(map(len, lines)) <= 88
     assert " ".join(line.strip() for line in lines) == repr(hp)  # whole name=value pairs
+
+
+def test_for_epochs_scales_the_learning_rate_schedule():
+    short = HParams(max_epochs=5, patience=2, factor=0.343)
+    long = short.for_epochs(20)
+    assert (long.max_epochs, long.patience, long.factor) == (20, 8, 0.343)
+    # the learning rate falls by the same factor over both runs: factor ** (epochs // patience)
+    assert long.max_epochs // long.patience == short.max_epochs // short.patience
+    assert HParams().for_epochs(10).patience == 3
+    assert HParams(max_epochs=50, patience=1).for_epochs(2).patience == 1  # never below one epoch

@@ -325,3 +325,18 @@ def test_population_curves_draw_one_line_per_member_coloured_by_its_value():
     with pytest.raises(ValueError, match="one per member"):
         plots.population_curves(histories, [1.0], "lr")
     plt.close("all")
+
+
+def test_rejection_curves_ratio_panel_divides_by_the_named_curve():
+    rng = np.random.default_rng(0)
+    y = rng.permutation(np.arange(4000) % 2)
+    weak, strong = rng.normal(size=4000) + 0.8 * y, rng.normal(size=4000) + 1.2 * y
+    ax = plots.rejection_curves({"weak": (y, weak), "strong": (y, strong)}, ratio_to="weak")
+    main, ratio = ax.figure.axes
+    assert main is ax and ratio.get_xlabel() == "quark efficiency (TPR)"
+    to_weak, to_strong = (line.get_ydata() for line in ratio.get_lines()[:2])
+    assert np.allclose(to_weak, 1.0)  # the curve itself
+    assert (to_strong[30:60] > 1).all()  # the stronger tagger rejects more at 40-70% efficiency
+    plt.close("all")
+    with pytest.raises(ValueError, match="not one of the curves"):
+        plots.rejection_curves({"weak": (y, weak)}, ratio_to="trees")
