@@ -34,9 +34,10 @@ split (background rejection at 50% quark efficiency); a second table gives per m
 finished (COMPLETE + PRUNED) trials per hour, the best validation rejection and the chosen
 configuration's test rejection (mean over repeats of each run's 3-seed mean, and the spread
 over repeats), and last the paired differences population - tpe-median, gp-median -
-tpe-median and gp - tpe of the test rejection per repeat index, inside the noise when
-|mean| < 2 x std / sqrt(repeats). Standard deviations are sample ones (ddof 1) except in the
-first table (ddof 0, as before).
+tpe-median and gp - tpe of the test rejection per repeat index, judged by the series' one
+rule (``metrics.repeats_verdict``: Student's t intervals of the mean difference; ahead or behind
+when the 95% interval excludes zero, a hint when only the 68% one does, level otherwise).
+Standard deviations are sample ones (ddof 1) except in the first table (ddof 0, as before).
 
 Run it on an otherwise idle machine with at least two cores. It takes about methods x repeats x
 (budget + the overrun + retraining 3 seeds of the chosen configuration, about a minute),
@@ -222,23 +223,17 @@ def mean_std(values, digits: int = 1) -> str:
     return f"{finite.mean():.{digits}f} ± {finite.std(ddof=1):.{digits}f}{lost}"
 
 
-def paired_difference(a: list[float], b: list[float]) -> str:
-    """``a - b`` per repeat index: mean, std and whether it is inside the noise."""
-    diffs = np.array(a, dtype=float) - np.array(b, dtype=float)
-    diffs = diffs[np.isfinite(diffs)]
-    if len(diffs) == 0:
+def paired_difference(a: list[float], b: list[float], names: tuple[str, str] = ("a", "b")) -> str:
+    """``a - b`` per repeat index, judged by the series' one rule (``metrics.repeats_verdict``)."""
+    pairs = np.array([a, b], dtype=float)
+    pairs = pairs[:, np.isfinite(pairs).all(axis=0)]
+    if pairs.shape[1] == 0:
         return "no repeat with both values"
-    each = ", ".join(f"{d:+.1f}" for d in diffs)
-    if len(diffs) < 2:
+    each = ", ".join(f"{d:+.1f}" for d in pairs[0] - pairs[1])
+    if pairs.shape[1] < 2:
         return f"{each} (one repeat: no spread, so no judgement of the noise)"
-    mean, std = diffs.mean(), diffs.std(ddof=1)
-    noise = 2 * std / math.sqrt(len(diffs))
-    verdict = "inside the noise" if abs(mean) < noise else "outside the noise"
-    return (
-        f"per repeat {each}; mean {mean:+.2f}, std {std:.2f} over {len(diffs)} repeats: "
-        f"{verdict} (|mean| {'<' if abs(mean) < noise else '>='} 2 x std / sqrt(repeats) "
-        f"= {noise:.2f})"
-    )
+    verdict = metrics.repeats_verdict(pairs[0], pairs[1], "repeats of the benchmark")
+    return f"per repeat {each}; {verdict.line(*names, digits=2)}"
 
 
 def best_at(trace: list[tuple[float, float]], t: float) -> float:
@@ -378,7 +373,7 @@ def main() -> None:
             print(
                 f"\npaired difference of the chosen configuration's test rejection, {other} - "
                 f"{base}, same repeat index: "
-                + paired_difference(run_means[other], run_means[base])
+                + paired_difference(run_means[other], run_means[base], (other, base))
             )
         else:
             print(f"\n(paired difference {other} - {base}: needs both in --methods)")
