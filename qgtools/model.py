@@ -159,8 +159,9 @@ CPU_HPARAMS = HParams(
 
 HAND_TUNED_HPARAMS = CPU_HPARAMS.replace(lr=3e-4)
 """What notebook 04's manual search arrived at in full mode on the offline sample (grid winner:
-lr 3e-4, 64 channels; validation 25.4, within the seed noise of its neighbours). Later notebooks
-compare to it."""
+lr 3e-4, 64 channels; validation 25.4). It was the first of a four-way exact tie at 25.4, kept by
+the grid loop's order (``max`` returns the first maximum), and within the seed noise of its
+neighbours: one pick among ties, not the grid's one best. Later notebooks compare to it."""
 
 CPU_MODEL = CPU_HPARAMS  # the old name, kept for compatibility
 HAND_TUNED = HAND_TUNED_HPARAMS  # the old name, kept for compatibility
