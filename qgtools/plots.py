@@ -100,6 +100,7 @@ def rejection_curves(
     curves: dict[str, tuple[np.ndarray, np.ndarray]],
     ax: plt.Axes | None = None,
     ratio_to: str | None = None,
+    ratio_range: tuple[float, float] = (0.5, 1.5),
 ) -> plt.Axes:
     """Gluon rejection against quark efficiency (log axis) for named (labels, scores) pairs.
 
@@ -108,6 +109,7 @@ def rejection_curves(
         ax: where to draw; a new figure when ``None`` (not with ``ratio_to``).
         ratio_to: a name of ``curves``: adds a panel below with each rejection divided by that
             curve's, at the same quark efficiency (10-90%), so small leads can be seen.
+        ratio_range: the ratio panel's y range; curves far below or above leave it.
 
     Returns:
         The axes of the rejection curves.
@@ -138,7 +140,15 @@ def rejection_curves(
     for values in drawn.values():
         ratio_ax.plot(grid, values / drawn[ratio_to])
     ratio_ax.axvline(0.5, color="grey", lw=0.8, ls=":")
-    ratio_ax.set(xlabel="quark efficiency (TPR)", ylabel=f"ratio to\n{ratio_to}", xlim=(0, 1))
+    ratio_ax.set(xlabel="quark efficiency (TPR)", ylabel="ratio", xlim=(0, 1), ylim=ratio_range)
+    ratio_ax.text(
+        0.02,
+        0.95,
+        f"each rejection / {ratio_to}'s",
+        transform=ratio_ax.transAxes,
+        fontsize="small",
+        va="top",
+    )
     return ax
 
 

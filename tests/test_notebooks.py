@@ -180,3 +180,43 @@ def test_prose_states_no_number_a_run_produces(path):
 def test_prose_numbers_finds_what_a_run_would_print():
     text = "In full mode TPE led by 1.7 units [0.8, 3.4] after `n_trials=15`, in notebook 05."
     assert prose_numbers(text) == {"1.7", "0.8", "3.4"}
+
+
+# ------------------------------------------------------------ one set of measured times
+
+RAN_IN = re.compile(r"full mode ran in ([\d.]+(?:-[\d.]+)? (?:min|s))\b")
+
+
+def header_time(path: Path) -> str:
+    """The measured full-mode time a notebook's first cell quotes, e.g. ``"3.6-3.8 min"``."""
+    found = RAN_IN.findall(source(cells(path)[0]))
+    assert len(found) == 1, (
+        f"{path.name}: say 'full mode ran in X min' (or 'X s') once in the header"
+    )
+    return found[0]
+
+
+def table_row(text: str, start: str) -> list[str]:
+    rows = [line for line in text.splitlines() if line.startswith(start)]
+    assert len(rows) == 1, f"one table row starting {start!r}"
+    return [cell.strip() for cell in rows[0].strip("|").split("|")]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_readme_headers_and_instructors_quote_the_same_times(path):
+    readme = (NOTEBOOKS.parent / "README.md").read_text()
+    instructors = (NOTEBOOKS.parent / "docs" / "instructors.md").read_text()
+    full_mode = table_row(readme, f"| `{path.stem}` |")[3]
+    solution = NOTEBOOKS / "solutions" / f"{path.stem}_solutions.ipynb"
+    assert full_mode == f"{header_time(path)} (+{header_time(solution)})", (
+        f"README's tour row of {path.stem} says {full_mode!r}: the headers say otherwise"
+    )
+    line = next(line for line in instructors.splitlines() if f"| {path.name[:2]} ·" in line)
+    run = [cell.strip() for cell in line.strip("|").split("|")][2]
+    assert run == header_time(path), f"docs/instructors.md gives {run!r} for {path.stem}"
+    session = re.search(r"\*\*Time:\*\* about (\d+) minutes", source(cells(path)[0]))
+    assert session, f"{path.name}: the header's time starts 'about N minutes'"
+    planned = [cell.strip() for cell in line.strip("|").split("|")][3]
+    assert planned == f"{session.group(1)} min", (
+        f"instructors' session for {path.stem}: {planned!r}"
+    )
