@@ -117,6 +117,12 @@ def _check_resampling(n: int, level: float) -> None:
         raise ValueError(f"n={n!r} resamples: use a positive number.")
 
 
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` interval of resampled values, at the nearest resample value."""
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], method="nearest")
+    return float(low), float(high)
+
+
 def _resample(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
     """Indices of one bootstrap resample of the jets; drawn again until both classes are in it."""
     while True:
@@ -147,8 +153,7 @@ def bootstrap_interval(
     for k in range(n):
         index = _resample(rng, y)
         values[k] = metric(y[index].astype(np.int64), s[index])
-    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], method="nearest")
-    return float(estimate), float(low), float(high)
+    return (float(estimate), *_interval(values, level))
 
 
 def _score_rows(scores, n_jets: int, name: str) -> np.ndarray:
@@ -197,13 +202,13 @@ def paired_difference(
         (difference on all jets and seeds, low, high).
     """
     _check_resampling(n, level)
-    estimate, values = _paired_draws(metric, y_true, scores_a, scores_b, n, seed)
-    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], method="nearest")
-    return estimate, float(low), float(high)
+    estimate, values, _ = _paired_draws(metric, y_true, scores_a, scores_b, n, seed)
+    return (estimate, *_interval(values, level))
 
 
 def _paired_draws(metric, y_true, scores_a, scores_b, n: int, seed: int):
-    """The paired bootstrap of :func:`paired_difference`: (estimate, the n resampled values)."""
+    """The paired bootstrap of :func:`paired_difference`: (estimate, the n resampled values,
+    whether training seeds were resampled too)."""
     n_jets = len(np.asarray(y_true))
     a = _score_rows(scores_a, n_jets, "scores_a")
     b = _score_rows(scores_b, n_jets, "scores_b")
@@ -222,10 +227,13 @@ def _paired_draws(metric, y_true, scores_a, scores_b, n: int, seed: int):
         rows_a = a[rng.integers(0, len(a), len(a))] if len(a) > 1 else a
         rows_b = b[rng.integers(0, len(b), len(b))] if len(b) > 1 else b
         values[k] = mean_metric(rows_a, index) - mean_metric(rows_b, index)
-    return float(estimate), values
+    return float(estimate), values, max(len(a), len(b)) > 1
 
 
 # ----------------------------------------------------------------------- the one verdict rule
+
+Z_68, Z_95 = 0.9945, 1.96
+"""Half-widths of the normal central 68% and 95% intervals, in standard deviations."""
 
 VERDICTS = ("ahead", "behind", "a hint", "level")
 """The words of :func:`judge`: ``"ahead"``/``"behind"`` when the 95% interval of a - b excludes
@@ -364,13 +372,10 @@ def bootstrap_verdict(
     rows); the evidence says which were resampled.
     """
     _check_resampling(n, 0.68)
-    estimate, values = _paired_draws(metric, y_true, scores_a, scores_b, n, seed)
-    q = np.quantile(values, [0.16, 0.84, 0.025, 0.975], method="nearest")
-    seeds = max(
-        len(_score_rows(s, len(np.asarray(y_true)), "scores")) for s in (scores_a, scores_b)
-    )
-    what = "jets and seeds" if seeds > 1 else "jets"
-    return judge(estimate, (q[0], q[1]), (q[2], q[3]), f"{n} paired resamples of {what}")
+    estimate, values, seeds = _paired_draws(metric, y_true, scores_a, scores_b, n, seed)
+    what = "jets and seeds" if seeds else "jets"
+    evidence = f"{n} paired resamples of {what}"
+    return judge(estimate, _interval(values, 0.68), _interval(values, 0.95), evidence)
 
 
 def noise_verdict(estimate: float, std: float, evidence: str) -> Verdict:
@@ -380,8 +385,8 @@ def noise_verdict(estimate: float, std: float, evidence: str) -> Verdict:
         raise ValueError(f"std={std!r}: the noise must be a number, 0 or more.")
     return judge(
         estimate,
-        (estimate - 0.9945 * std, estimate + 0.9945 * std),
-        (estimate - 1.96 * std, estimate + 1.96 * std),
+        (estimate - Z_68 * std, estimate + Z_68 * std),
+        (estimate - Z_95 * std, estimate + Z_95 * std),
         evidence,
     )
 

@@ -196,10 +196,15 @@ def header_time(path: Path) -> str:
     return found[0]
 
 
+def row_cells(line: str) -> list[str]:
+    """The cells of one markdown table row."""
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
 def table_row(text: str, start: str) -> list[str]:
     rows = [line for line in text.splitlines() if line.startswith(start)]
     assert len(rows) == 1, f"one table row starting {start!r}"
-    return [cell.strip() for cell in rows[0].strip("|").split("|")]
+    return row_cells(rows[0])
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
@@ -212,11 +217,10 @@ def test_readme_headers_and_instructors_quote_the_same_times(path):
         f"README's tour row of {path.stem} says {full_mode!r}: the headers say otherwise"
     )
     line = next(line for line in instructors.splitlines() if f"| {path.name[:2]} ·" in line)
-    run = [cell.strip() for cell in line.strip("|").split("|")][2]
+    _, _, run, planned = row_cells(line)
     assert run == header_time(path), f"docs/instructors.md gives {run!r} for {path.stem}"
     session = re.search(r"\*\*Time:\*\* about (\d+) minutes", source(cells(path)[0]))
     assert session, f"{path.name}: the header's time starts 'about N minutes'"
-    planned = [cell.strip() for cell in line.strip("|").split("|")][3]
     assert planned == f"{session.group(1)} min", (
         f"instructors' session for {path.stem}: {planned!r}"
     )
