@@ -7,8 +7,10 @@ if anything must be fixed.
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -133,8 +135,13 @@ CHECKS: dict[str, Callable[[], tuple[bool, str]]] = {
 }
 
 
-def main() -> int:
+def main(argv: list[str] | tuple[str, ...] = ()) -> int:
     """Run every check, print one line each, and return 1 if any must be fixed."""
+    argparse.ArgumentParser(
+        prog="python -m qgtools.check",
+        description="An environment self-test that says in plain words what works. Checks, in "
+        f"order: {', '.join(CHECKS)}. Exits 1 if anything must be fixed.",
+    ).parse_args(list(argv))
     failed = 0
     for name, check in CHECKS.items():
         try:
@@ -152,4 +159,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

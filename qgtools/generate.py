@@ -315,6 +315,17 @@ def _run_job(job: tuple[int, int, int]) -> np.ndarray:
     return generate_chunk(*job)
 
 
+def numbers_problem(n_jets: int, seed: int, workers: int) -> str | None:
+    """What is wrong with these arguments of :func:`generate`, or None."""
+    if n_jets <= 0 or n_jets % 2:
+        return f"n_jets must be a positive even number (balanced classes), got {n_jets}"
+    if seed < 0:
+        return f"seed must be >= 0, got {seed}"
+    if workers < 1:
+        return f"workers must be >= 1, got {workers}"
+    return None
+
+
 def generate(
     n_jets: int, seed: int = 0, workers: int = 1, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -324,12 +335,9 @@ def generate(
     and a metadata dict. X and y depend on ``n_jets`` and ``seed`` only, not
     on ``workers``.
     """
-    if n_jets <= 0 or n_jets % 2:
-        raise ValueError(f"n_jets must be a positive even number (balanced classes), got {n_jets}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    problem = numbers_problem(n_jets, seed, workers)
+    if problem:
+        raise ValueError(problem)
     _import_backends()  # fail early, with the install hint
     n_class = n_jets // 2
     sizes = [min(CHUNK_JETS, n_class - start) for start in range(0, n_class, CHUNK_JETS)]
@@ -462,6 +470,9 @@ def main(argv: list[str] | None = None) -> None:
     problem = out_problem(args.out)
     if problem:
         parser.error(f"--out {args.out}: {problem}")
+    problem = numbers_problem(args.jets, args.seed, args.workers)
+    if problem:
+        parser.error(problem)
     X, y, meta = generate(args.jets, args.seed, args.workers, progress=not args.no_progress)
     cli_args = sys.argv[1:] if argv is None else argv
     meta["command"] = "python -m qgtools.generate " + " ".join(cli_args)

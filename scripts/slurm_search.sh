@@ -35,12 +35,20 @@ set -euo pipefail
 
 # SLURM opened its output file (slurm-%A_%a.out unless --output says otherwise) before this line;
 # from here the task writes to its own log in logs/, and SLURM's file, still empty, is removed.
-slurm_out=$(readlink -f "/proc/$$/fd/1" || true)
+# Only SLURM's: the file is removed only when scontrol names it as this job's StdOut, so that
+# `bash scripts/slurm_search.sh > mine.log` off a cluster keeps mine.log.
+stdout_now=$(readlink -f "/proc/$$/fd/1" || true)
+slurm_out=""
+if [ -n "${SLURM_JOB_ID:-}" ] && [ -n "$stdout_now" ] && command -v scontrol >/dev/null \
+  && scontrol show job -o "$SLURM_JOB_ID" 2>/dev/null | tr ' ' '\n' \
+  | grep -xF "StdOut=$stdout_now" >/dev/null; then
+  slurm_out=$stdout_now
+fi
 logs=${QG_LOGS:-${SLURM_SUBMIT_DIR:-$PWD}/logs}
 mkdir -p "$logs"
 log=$logs/${SLURM_JOB_NAME:-qg-hpo}-${SLURM_ARRAY_JOB_ID:-${SLURM_JOB_ID:-0}}_${SLURM_ARRAY_TASK_ID:-0}.out
 exec >"$log" 2>&1
-if [ -f "$slurm_out" ] && [ ! -s "$slurm_out" ] && [ "$slurm_out" != "$(readlink -f "$log")" ]; then
+if [ -n "$slurm_out" ] && [ -f "$slurm_out" ] && [ ! -s "$slurm_out" ] && [ "$slurm_out" != "$(readlink -f "$log")" ]; then
   rm -f "$slurm_out"
 fi
 

@@ -57,3 +57,15 @@ def test_check_environment_says_what_is_set(monkeypatch):
     assert (
         ok and "QG_OFFLINE=' yes' (on: no download)" in message and "QG_FAST unset (off)" in message
     )
+
+
+def test_help_describes_the_checks_and_runs_none(capsys, monkeypatch):
+    def must_not_run() -> tuple[bool, str]:
+        raise AssertionError("--help ran a check")
+
+    monkeypatch.setattr(check, "CHECKS", {"training": must_not_run})
+    with pytest.raises(SystemExit) as exit_info:
+        check.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: python -m qgtools.check" in out and "training" in out

@@ -282,3 +282,16 @@ def test_tasks_that_open_a_fresh_database_at_once_all_get_it(postgres_url):
     for process in processes:
         process.join(timeout=60)
     assert said == ["ok"] * 6, said
+
+
+def test_the_array_script_outside_slurm_keeps_the_user_s_output_file(tmp_path):
+    """`bash scripts/slurm_search.sh > mine.log` off a cluster: only SLURM's own file is removed."""
+    mine = tmp_path / "mine.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "QG_"))}
+    env["QG_LOGS"] = str(tmp_path / "logs")
+    with mine.open("w") as out:
+        done = subprocess.run(["bash", str(ARRAY_SCRIPT)], stdout=out, env=env, timeout=60)
+    assert done.returncode != 0  # no QG_STORAGE: refused, said in the task's log
+    assert mine.exists(), "the script deleted the user's own output file"
+    (log,) = (tmp_path / "logs").iterdir()
+    assert "set QG_STORAGE" in log.read_text()

@@ -127,3 +127,21 @@ def test_an_unwritable_out_folder_is_refused_before_generating(tmp_path, monkeyp
     with pytest.raises(SystemExit):
         gen.main(["--jets", "4", "--out", str(folder / "jets.npz"), "--no-progress"])
     assert f"cannot write to {folder}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--jets", "0"], "n_jets must be a positive even number"),
+        (["--jets", "4", "--workers", "0"], "workers must be >= 1"),
+        (["--jets", "4", "--seed", "-1"], "seed must be >= 0"),
+    ],
+)
+def test_bad_numbers_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.setattr(gen, "_import_backends", lambda: None)  # refused before Pythia is needed
+    with pytest.raises(SystemExit) as exit_info:
+        gen.main([*args, "--out", str(tmp_path / "jets.npz"), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "jets.npz").exists()
