@@ -8,6 +8,8 @@ Explained in notebook 02. Three things, named for what they are:
 * :func:`make_mlp`: the torch network (logits out).
 * :class:`Predictor`: a trained model (network, preprocessing, configuration, split), with
   :func:`save_model` and :func:`load_model`.
+* :class:`Ensemble`: trained predictors of the same data and split, their scores averaged; saved
+  and loaded by the same two functions.
 
 Needs torch, not Lightning: training lives in :mod:`qgtools.train`.
 """
@@ -30,6 +32,8 @@ from qgtools.preprocessing import PREPROCESSING_KINDS, Preprocessor
 
 ACTIVATIONS = ("ReLU", "LeakyReLU", "SiLU", "GELU", "ELU", "Tanh")
 MODEL_FORMAT = "qgtools-model-1"
+ENSEMBLE_FORMAT = "qgtools-ensemble-1"
+COMBINE = ("probability", "logit")  # what an Ensemble averages
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,19 @@ def count_parameters(network: nn.Module) -> int:
     return sum(p.numel() for p in network.parameters() if p.requires_grad)
 
 
+def flops_per_jet(model: HParams | Predictor | Ensemble) -> int:
+    """Multiply-adds x 2 of one forward pass (Linear layers; norms and activations left out).
+
+    Of a configuration, of a trained predictor's configuration, or of an ensemble: the sum of
+    its members'.
+    """
+    if isinstance(model, Ensemble):
+        return sum(flops_per_jet(member) for member in model.members)
+    hparams = model.hparams if isinstance(model, Predictor) else model
+    widths = [hparams.input_channels] + [hparams.n_channels] * hparams.n_layers + [1]
+    return 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+
 # --------------------------------------------------------------------------- the trained model
 
 
@@ -246,48 +263,147 @@ class Predictor:
     split_sizes: tuple = DEFAULT_SPLIT
     source: str = ""
 
+    @property
+    def n_parameters(self) -> int:
+        """Trainable parameters of the network."""
+        return count_parameters(self.network)
+
     def predict(self, X_raw: np.ndarray, batch_size: int = 65_536) -> np.ndarray:
         """Quark probabilities for raw features ``X_raw`` (n, 45); rows must be finite."""
-        X_raw = np.asarray(X_raw)
-        if X_raw.ndim != 2 or X_raw.shape[1] != len(FEATURE_NAMES):
-            raise ValueError(
-                f"X_raw has shape {X_raw.shape}; expected (n_jets, 45) raw N-subjettiness values."
-            )
-        bad_rows = np.flatnonzero(~np.isfinite(X_raw).all(axis=1))
-        if len(bad_rows):
-            raise ValueError(
-                f"X_raw has {len(bad_rows)} row(s) with features that are not finite (NaN or "
-                f"inf), first rows {bad_rows[:10].tolist()}: the network cannot score them. "
-                "Drop them (keep X_raw[np.isfinite(X_raw).all(axis=1)]) or fix them first."
-            )
-        X = self.preprocessor.transform(X_raw)[:, : self.hparams.input_channels]
+        return self._forward(X_raw, batch_size, torch.sigmoid)
+
+    def logits(self, X_raw: np.ndarray, batch_size: int = 65_536) -> np.ndarray:
+        """The network's logits for raw features ``X_raw`` (n, 45); rows must be finite."""
+        return self._forward(X_raw, batch_size, lambda logits: logits)
+
+    def _forward(self, X_raw: np.ndarray, batch_size: int, last) -> np.ndarray:
+        X = self.preprocessor.transform(_checked_features(X_raw))[:, : self.hparams.input_channels]
         self.network.eval()
         device = next(self.network.parameters()).device
         out = []
         with torch.no_grad():
             for start in range(0, len(X), batch_size):
                 xb = torch.from_numpy(X[start : start + batch_size]).to(device)
-                out.append(torch.sigmoid(self.network(xb)).squeeze(-1).cpu())
+                out.append(last(self.network(xb)).squeeze(-1).cpu())
         return torch.cat(out).numpy().astype(np.float64)
 
 
-def save_model(predictor: Predictor, path: str | Path) -> Path:
-    """Save a trained :class:`Predictor` (weights, preprocessing, hparams, split seed).
+def _checked_features(X_raw: np.ndarray) -> np.ndarray:
+    """``X_raw`` as an array of shape (n, 45) with finite rows, else a ``ValueError``."""
+    X_raw = np.asarray(X_raw)
+    if X_raw.ndim != 2 or X_raw.shape[1] != len(FEATURE_NAMES):
+        raise ValueError(
+            f"X_raw has shape {X_raw.shape}; expected (n_jets, 45) raw N-subjettiness values."
+        )
+    bad_rows = np.flatnonzero(~np.isfinite(X_raw).all(axis=1))
+    if len(bad_rows):
+        raise ValueError(
+            f"X_raw has {len(bad_rows)} row(s) with features that are not finite (NaN or "
+            f"inf), first rows {bad_rows[:10].tolist()}: the network cannot score them. "
+            "Drop them (keep X_raw[np.isfinite(X_raw).all(axis=1)]) or fix them first."
+        )
+    return X_raw
+
+
+@dataclass
+class Ensemble:
+    """Trained predictors whose scores are averaged: a model like :class:`Predictor`.
+
+    Its members must have been trained on the same data (``source``) and split the same way
+    (``split_seed``, ``split_sizes``): otherwise one member's test jets could be another's
+    training jets. ``train.evaluate`` then finds the same parts for the ensemble as for each
+    member. Its parameters and FLOPs per jet are the sums of its members'.
+
+    Attributes:
+        members: the predictors, at least one (not ensembles: pass their members).
+        combine: ``"probability"`` (default) averages the members' quark probabilities,
+            ``"logit"`` their logits (then the sigmoid).
+
+    Raises:
+        ValueError: no members, a member that is not a ``Predictor``, an unknown ``combine``,
+            or members of different data or splits.
+    """
+
+    members: list[Predictor]
+    combine: str = "probability"
+
+    def __post_init__(self) -> None:
+        self.members = list(self.members)
+        if not self.members:
+            raise ValueError("An Ensemble needs at least one member predictor.")
+        for i, member in enumerate(self.members):
+            if not isinstance(member, Predictor):
+                raise ValueError(
+                    f"Ensemble member {i} is a {type(member).__name__}, not a Predictor"
+                    + (": pass its members instead." if isinstance(member, Ensemble) else ".")
+                )
+        if self.combine not in COMBINE:
+            raise ValueError(f"combine={self.combine!r}: use one of {', '.join(COMBINE)}.")
+        first = _data_of(self.members[0])
+        for i, member in enumerate(self.members[1:], start=1):
+            if _data_of(member) != first:
+                raise ValueError(
+                    f"Ensemble member {i} was trained on {_describe(_data_of(member))}, member 0 "
+                    f"on {_describe(first)}: one member's test jets could be another's training "
+                    "jets. Build an ensemble of members trained on the same data and split."
+                )
+
+    @property
+    def source(self) -> str:
+        return self.members[0].source
+
+    @property
+    def split_seed(self) -> int:
+        return self.members[0].split_seed
+
+    @property
+    def split_sizes(self) -> tuple:
+        return self.members[0].split_sizes
+
+    @property
+    def n_parameters(self) -> int:
+        """Trainable parameters of all members."""
+        return sum(member.n_parameters for member in self.members)
+
+    def predict(self, X_raw: np.ndarray, batch_size: int = 65_536) -> np.ndarray:
+        """Quark probabilities for raw features ``X_raw`` (n, 45): the members' mean probability,
+        or the sigmoid of their mean logit (``combine``)."""
+        X_raw = _checked_features(X_raw)
+        if self.combine == "probability":
+            return np.mean([m.predict(X_raw, batch_size) for m in self.members], axis=0)
+        return 1 / (1 + np.exp(-np.mean([m.logits(X_raw, batch_size) for m in self.members], 0)))
+
+
+def _data_of(predictor: Predictor) -> tuple:
+    return predictor.source, predictor.split_seed, tuple(predictor.split_sizes)
+
+
+def _describe(data: tuple) -> str:
+    source, seed, sizes = data
+    return f"{source!r} split with seed {seed} into {list(sizes)}"
+
+
+def save_model(model: Predictor | Ensemble, path: str | Path) -> Path:
+    """Save a trained :class:`Predictor` (weights, preprocessing, hparams, split) or an
+    :class:`Ensemble` (each member so, and how they are combined) to one file.
 
     Writes a temporary file beside ``path`` and renames it onto ``path`` only when the save
     has succeeded, so a failed save (full disk, interrupt) leaves an earlier file intact.
     """
+    if isinstance(model, Ensemble):
+        saved = {
+            "format": ENSEMBLE_FORMAT,
+            "combine": model.combine,
+            "members": [_state(member) for member in model.members],
+        }
+    elif isinstance(model, Predictor):
+        saved = {"format": MODEL_FORMAT, **_state(model)}
+    else:
+        raise ValueError(
+            f"save_model saves a Predictor or an Ensemble, not a {type(model).__name__}."
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    saved = {
-        "format": MODEL_FORMAT,
-        "hparams": asdict(predictor.hparams),
-        "preprocessor": predictor.preprocessor.state_dict(),
-        "split_seed": predictor.split_seed,
-        "split_sizes": list(predictor.split_sizes),
-        "source": predictor.source,
-        "state_dict": predictor.network.state_dict(),
-    }
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(temporary, "xb") as file:
@@ -301,10 +417,25 @@ def save_model(predictor: Predictor, path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path) -> Predictor:
-    """Load a :class:`Predictor` saved by :func:`save_model`.
+def _state(predictor: Predictor) -> dict:
+    return {
+        "hparams": asdict(predictor.hparams),
+        "preprocessor": predictor.preprocessor.state_dict(),
+        "split_seed": predictor.split_seed,
+        "split_sizes": list(predictor.split_sizes),
+        "source": predictor.source,
+        "state_dict": predictor.network.state_dict(),
+    }
 
-    Uses ``weights_only=True``: a file cannot run code when it is loaded.
+
+def load_model(path: str | Path) -> Predictor | Ensemble:
+    """Load a :class:`Predictor` or an :class:`Ensemble` saved by :func:`save_model`.
+
+    Uses ``weights_only=True``: a file cannot run code when it is loaded. An ensemble's members
+    are checked as a single model's weights are, and must share their data and split.
+
+    Raises:
+        ValueError: no file, not a file of ``save_model``, or a damaged or mismatched one.
     """
     path = Path(path)
     try:
@@ -315,27 +446,56 @@ def load_model(path: str | Path) -> Predictor:
         raise ValueError(
             f"{path} is not a model saved by qgtools.model.save_model ({error})."
         ) from error
-    if not isinstance(saved, dict) or saved.get("format") != MODEL_FORMAT:
+    kind = saved.get("format") if isinstance(saved, dict) else None
+    if kind == MODEL_FORMAT:
+        return _predictor_from(saved, path)
+    if kind != ENSEMBLE_FORMAT:
         raise ValueError(
-            f"{path} is not a model saved by qgtools.model.save_model (format {MODEL_FORMAT})."
+            f"{path} is not a model saved by qgtools.model.save_model (format {MODEL_FORMAT} "
+            f"or {ENSEMBLE_FORMAT})."
         )
-    hparams = HParams(**saved["hparams"])
+    members = saved.get("members")
+    if not isinstance(members, list) or not members:
+        raise ValueError(
+            f"{path}: an ensemble file without members. The file was edited or damaged: save "
+            "the ensemble again with qgtools.model.save_model."
+        )
+    predictors = [_predictor_from(m, path, f"member {i}") for i, m in enumerate(members)]
+    try:
+        return Ensemble(predictors, saved.get("combine", "probability"))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def _predictor_from(saved: dict, path: Path, member: str = "") -> Predictor:
+    """The :class:`Predictor` stored in ``saved`` (one model's part of a file)."""
+    where = f"{path} ({member})" if member else str(path)
+    try:
+        hparams = HParams(**saved["hparams"])
+        state_dict = saved["state_dict"]
+        preprocessor = Preprocessor.from_state_dict(saved["preprocessor"])
+        split = saved["split_seed"], tuple(saved["split_sizes"]), saved["source"]
+    except (KeyError, TypeError) as error:
+        raise ValueError(
+            f"{where}: a model's part is missing or damaged ({type(error).__name__}: {error}). "
+            "Save the model again with qgtools.model.save_model."
+        ) from None
     network = mlp_from_hparams(hparams)
     try:
-        network.load_state_dict(saved["state_dict"])
+        network.load_state_dict(state_dict)
     except RuntimeError as error:  # missing, extra or differently shaped weights
         raise ValueError(
-            f"{path}: the stored weights do not fit the stored hyperparameters "
-            f"({_weights_mismatch(network, saved['state_dict'])}; {hparams}). The file was "
+            f"{where}: the stored weights do not fit the stored hyperparameters "
+            f"({_weights_mismatch(network, state_dict)}; {hparams}). The file was "
             "edited or damaged: save the model again with qgtools.model.save_model."
         ) from error
     return Predictor(
         network=network,
-        preprocessor=Preprocessor.from_state_dict(saved["preprocessor"]),
+        preprocessor=preprocessor,
         hparams=hparams,
-        split_seed=saved["split_seed"],
-        split_sizes=tuple(saved["split_sizes"]),
-        source=saved["source"],
+        split_seed=split[0],
+        split_sizes=split[1],
+        source=split[2],
     )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import asdict
 
@@ -8,16 +9,19 @@ import pytest
 import torch
 
 from qgtools.model import (
+    CPU_HPARAMS,
+    Ensemble,
     HParams,
     Predictor,
     count_parameters,
+    flops_per_jet,
     load_model,
     make_mlp,
     mlp_from_hparams,
     save_model,
 )
 from qgtools.preprocessing import Preprocessor
-from qgtools.train import fit
+from qgtools.train import evaluate, fit
 
 
 def test_defaults_are_the_reference_configuration():
@@ -232,3 +236,108 @@ def test_for_epochs_scales_the_learning_rate_schedule():
     assert long.max_epochs // long.patience == short.max_epochs // short.patience
     assert HParams().for_epochs(10).patience == 3
     assert HParams(max_epochs=50, patience=1).for_epochs(2).patience == 1  # never below one epoch
+
+
+# --------------------------------------------------------------------------- ensembles
+
+
+def _members(jets, n: int = 3) -> list[Predictor]:
+    """Untrained members of different widths and seeds: their scores differ."""
+    members = []
+    for i in range(n):
+        torch.manual_seed(i)
+        hp = SMALL.replace(n_channels=4 + 4 * i, seed=i)
+        members.append(
+            Predictor(
+                network=mlp_from_hparams(hp),
+                preprocessor=Preprocessor(hp.preprocessing).fit(jets.X),
+                hparams=hp,
+                source=jets.source,
+            )
+        )
+    return members
+
+
+def test_an_ensemble_averages_its_members_probabilities_or_logits(jets):
+    members = _members(jets)
+    X = jets.X[:100]
+    probabilities = np.array([m.predict(X) for m in members])
+    assert np.allclose(Ensemble(members).predict(X), probabilities.mean(axis=0))
+    logits = np.array([m.logits(X) for m in members])
+    assert np.allclose(1 / (1 + np.exp(-logits)), probabilities, atol=1e-6)
+    by_logit = Ensemble(members, combine="logit").predict(X)
+    assert np.allclose(by_logit, 1 / (1 + np.exp(-logits.mean(axis=0))))
+    assert not np.allclose(by_logit, probabilities.mean(axis=0))  # the two rules differ
+    np.testing.assert_array_equal(Ensemble(members[:1]).predict(X), members[0].predict(X))
+    scores, labels = evaluate(Ensemble(members), jets, split="val")  # the members' own parts
+    member_scores, member_labels = evaluate(members[0], jets, split="val")
+    np.testing.assert_array_equal(labels, member_labels)
+    assert scores.shape == member_scores.shape
+
+
+def test_an_ensemble_costs_the_sum_of_its_members(jets):
+    members = _members(jets)
+    ensemble = Ensemble(members)
+    assert ensemble.n_parameters == sum(count_parameters(m.network) for m in members)
+    assert flops_per_jet(ensemble) == sum(flops_per_jet(m.hparams) for m in members)
+    assert flops_per_jet(members[0]) == flops_per_jet(members[0].hparams) == 2 * (45 * 4 + 4)
+    assert flops_per_jet(CPU_HPARAMS) == 22_272  # notebook 02's 3 x 64 network
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"source": "other jets"}, "member 1 was trained on 'other jets'"),
+        ({"split_seed": 1}, "split with seed 1"),
+        ({"split_sizes": (0.7, 0.2, 0.1)}, r"into \[0.7, 0.2, 0.1\]"),
+    ],
+)
+def test_members_of_other_data_or_splits_are_refused(jets, change, message):
+    first, second = _members(jets, 2)
+    for name, value in change.items():
+        setattr(second, name, value)
+    with pytest.raises(ValueError, match=message) as info:
+        Ensemble([first, second])
+    assert "test jets could be another's training jets" in str(info.value)
+
+
+def test_an_ensemble_refuses_what_it_cannot_average(jets):
+    members = _members(jets, 2)
+    with pytest.raises(ValueError, match="at least one member"):
+        Ensemble([])
+    with pytest.raises(ValueError, match="member 1 is a Ensemble.*pass its members"):
+        Ensemble([members[0], Ensemble(members)])
+    with pytest.raises(ValueError, match="combine='median'"):
+        Ensemble(members, combine="median")
+
+
+def test_an_ensemble_saves_and_loads_as_one_file(tmp_path, jets):
+    ensemble = Ensemble(_members(jets), combine="logit")
+    path = save_model(ensemble, tmp_path / "ensemble.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ensemble.pt"]
+    loaded = load_model(path)
+    assert isinstance(loaded, Ensemble) and loaded.combine == "logit"
+    assert [m.hparams for m in loaded.members] == [m.hparams for m in ensemble.members]
+    np.testing.assert_array_equal(loaded.predict(jets.X[:50]), ensemble.predict(jets.X[:50]))
+    assert isinstance(load_model(save_model(ensemble.members[0], tmp_path / "one.pt")), Predictor)
+
+
+def test_a_damaged_or_mismatched_ensemble_file_is_a_clear_error(tmp_path, jets):
+    path = save_model(Ensemble(_members(jets, 2)), tmp_path / "ensemble.pt")
+    saved = torch.load(path, weights_only=True)
+
+    def load_edited(edit) -> str:
+        edited = copy.deepcopy(saved)
+        edit(edited)
+        torch.save(edited, path)
+        with pytest.raises(ValueError) as info:
+            load_model(path)
+        return str(info.value)
+
+    assert "without members" in load_edited(lambda f: f.update(members=[]))
+    message = load_edited(lambda f: f["members"][1].pop("state_dict"))
+    assert "ensemble.pt (member 1): a model's part is missing or damaged" in message
+    message = load_edited(lambda f: f["members"][0]["hparams"].update(n_channels=16))
+    assert "(member 0): the stored weights do not fit" in message
+    message = load_edited(lambda f: f["members"][1].update(split_seed=7))
+    assert "member 1 was trained on" in message and "split with seed 7" in message
