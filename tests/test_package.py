@@ -29,6 +29,8 @@ LAYERS: dict[str, int] = {
     "population": 6,
     # stopping: when a study is done (Optuna, nothing of qgtools)
     "stopping": 7,
+    # ensembles: averages of trained networks (model, train, population)
+    "ensembles": 7,
     # search: Optuna
     "search": 8,
     # on top: anything below
