@@ -1,10 +1,11 @@
 """Plots the notebooks share, and the pictures that explain the search methods.
 
 Axis labels for the features (01); learning curves and the HEP rejection curve (notebooks 02-03);
-the Pareto front (07); a population's members (08); TPE's good/bad split and its two densities,
-the median pruner's decision, the successive-halving and Hyperband schedules, and a study's slice
-plot (05). Plain arrays (or Optuna's trials, read through their attributes) in, matplotlib axes
-out; no Optuna import here.
+the Pareto front, the closing rows against their cost and what averaging members removes (07); a
+population's members (08); TPE's good/bad split and its two densities, the median pruner's
+decision, the successive-halving and Hyperband schedules, and a study's slice plot (05). Plain
+arrays (or Optuna's trials, read through their attributes) in, matplotlib axes out; no Optuna
+import here.
 """
 
 from __future__ import annotations
@@ -194,6 +195,78 @@ def pareto_front(values, front, chosen: int | None = None, ax: plt.Axes | None =
 
 
 # --------------------------------------------------------------------------- search pictures (05)
+
+
+def rejection_against_flops(
+    rows: dict[str, tuple[float, float, float, float]],
+    marked: Sequence[str] = (),
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
+    """Test rejection with its interval against FLOPs per jet (log axis), one point per model;
+    the ``marked`` ones (notebook 07's ensembles) drawn as stars. Notebook 07's closing rows.
+
+    Args:
+        rows: by model name, (FLOPs per jet, rejection, interval low, interval high).
+        marked: names of ``rows`` to draw as stars.
+        ax: where to draw; a new figure when ``None``.
+
+    Returns:
+        The axes.
+    """
+    if not rows or any(len(row) != 4 or not row[0] > 0 for row in rows.values()):
+        raise ValueError(
+            f"rows {rows!r}: give each model (FLOPs per jet > 0, rejection, low, high)."
+        )
+    unknown = sorted(set(marked) - set(rows))
+    if unknown:
+        raise ValueError(f"marked {unknown} are not in rows {sorted(rows)}.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    for i, (name, (flops, value, low, high)) in enumerate(rows.items()):
+        star = name in marked
+        ax.errorbar(
+            flops,
+            value,
+            yerr=[[value - low], [high - value]],
+            fmt="*" if star else "o",
+            ms=12 if star else 6,
+            color=f"C{i}",
+            capsize=3,
+            label=name,
+        )
+    ax.set(xscale="log", xlabel="FLOPs per jet", ylabel="gluon rejection at 50% quark eff. (test)")
+    ax.legend(fontsize="small", loc="best")
+    return ax
+
+
+def ensemble_variance(
+    correlations: dict[str, float], max_members: int = 10, ax: plt.Axes | None = None
+) -> plt.Axes:
+    """The variance of the mean of k members' scores, relative to one member's, for members whose
+    scores correlate by rho: rho + (1 - rho) / k. Averaging removes what the members do not
+    share, until what they share is left. Notebook 07.
+
+    Args:
+        correlations: by label, the correlation of two members' scores (-1..1).
+        max_members: the largest k drawn.
+        ax: where to draw; a new figure when ``None``.
+
+    Returns:
+        The axes.
+    """
+    if not correlations or any(not -1 <= rho <= 1 for rho in correlations.values()):
+        raise ValueError(f"correlations {correlations!r}: give each a value in -1..1.")
+    if max_members < 2:
+        raise ValueError(f"max_members={max_members}: draw at least 2 members.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    k = np.arange(1, max_members + 1)
+    for label, rho in correlations.items():
+        ax.plot(k, rho + (1 - rho) / k, "o-", label=f"{label} (rho = {rho:.3f})")
+    ax.set(xlabel="members k", ylabel="variance of the mean score / one member's", ylim=(0, 1.05))
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    ax.legend(fontsize="small")
+    return ax
 
 
 def tpe_split(values: Sequence[float], gamma: float = 0.1, max_good: int = 25) -> np.ndarray:

@@ -71,3 +71,32 @@ def test_draws_on_the_axes_given():
 def test_bad_input_is_named(values, front, chosen, named):
     with pytest.raises(ValueError, match=named.replace("[", r"\[").replace("]", r"\]")):
         plots.pareto_front(values, front, chosen=chosen)
+
+
+def test_closing_rows_against_flops_mark_the_ensembles():
+    rows = {"single": (3_000.0, 20.0, 19.0, 21.5), "ensemble": (15_000.0, 22.0, 21.0, 23.0)}
+    ax = plots.rejection_against_flops(rows, marked=["ensemble"])
+    assert ax.get_xscale() == "log" and "(test)" in ax.get_ylabel()
+    drawn = {c.get_label(): c.lines[0] for c in ax.containers}  # one errorbar per row
+    assert {name: line.get_marker() for name, line in drawn.items()} == {
+        "single": "o",
+        "ensemble": "*",
+    }
+    assert {name: (line.get_xdata()[0], line.get_ydata()[0]) for name, line in drawn.items()} == {
+        "single": (3_000.0, 20.0),
+        "ensemble": (15_000.0, 22.0),
+    }
+    with pytest.raises(ValueError, match="not in rows"):
+        plots.rejection_against_flops(rows, marked=["trees"])
+    with pytest.raises(ValueError, match="FLOPs per jet > 0"):
+        plots.rejection_against_flops({"trees": (0.0, 20.0, 19.0, 21.0)})
+
+
+def test_the_variance_of_a_mean_falls_to_what_members_share():
+    ax = plots.ensemble_variance({"seeds": 0.9, "independent": 0.0}, max_members=4)
+    curves = {line.get_label().split(" (")[0]: line.get_ydata() for line in ax.get_lines()}
+    np.testing.assert_allclose(curves["independent"], [1, 1 / 2, 1 / 3, 1 / 4])
+    np.testing.assert_allclose(curves["seeds"], [1, 0.95, 0.9 + 0.1 / 3, 0.925])
+    assert "rho = 0.900" in [line.get_label() for line in ax.get_lines()][0]
+    with pytest.raises(ValueError, match="-1..1"):
+        plots.ensemble_variance({"bad": 1.5})
