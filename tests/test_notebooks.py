@@ -123,7 +123,7 @@ PROSE_NUMBERS = {  # what each notebook's markdown may state besides FIXED_FACTS
     "04_manual_search": "0 0.1 0.3 0.7 0.8 1.96 3.16 4 64 1993 2010 2012",  # exercise values, years
     "05_optuna_search": "0 0.5 5 10 13 15 18 20 24 27 2018 2020",  # space size, TPE's 24 candidates
     "06_scaling_out": "5 20",  # n_startup_trials, a question's study
-    "07_final_model": "5% 6 2002 2020",  # the choice rule, 6 x 1024, years
+    "07_final_model": "5 5% 6 2002 2020",  # ensemble sizes, the choice rule, 6 x 1024, years
     "08_populations": "0 16 64 256",  # --population 16, 3 x 64 at batch 256
     "09_beyond_defaults": "0 0.3 1.2 4 5 5.0 6 6.0 9 15 200 256 400",  # Optuna versions, a question
     "01_data_solutions": "0 0.30 0.5 0.70",
@@ -132,7 +132,7 @@ PROSE_NUMBERS = {  # what each notebook's markdown may state besides FIXED_FACTS
     "04_manual_search_solutions": "0.8 1.96 7 20 25",  # the question's arithmetic
     "05_optuna_search_solutions": "0 0.5 4 5",
     "06_scaling_out_solutions": "5 50",
-    "07_final_model_solutions": "",
+    "07_final_model_solutions": "0.12 0.56 0.88 0.998 6",  # the worked example of two logits
     "08_populations_solutions": "",
     "09_beyond_defaults_solutions": "0.3 1.2 5 6 15 20,000",  # the question's values, the budget
 }
