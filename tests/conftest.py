@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qgtools import search
 from qgtools.data import JetData
+from qgtools.search.storage import _with_installed_driver
 
 
 def make_jets(n: int = 2000, seed: int = 0, separation: float = 0.6) -> JetData:
@@ -63,7 +63,7 @@ def postgres_url() -> str:
     )
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(search._with_installed_driver(url))
+    engine = sqlalchemy.create_engine(_with_installed_driver(url))
     with engine.begin() as connection:  # a clean schema for each test
         connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public;"))
     engine.dispose()

@@ -22,6 +22,8 @@ from optuna.trial import TrialState
 from test_search import check_sigkill_recovery, cli, run_args, within_budget
 
 from qgtools import search
+from qgtools.search import storage as storage_module
+from qgtools.stopping import FINISHED
 
 ROOT = Path(__file__).resolve().parents[1]
 ARRAY_SCRIPT = ROOT / "scripts" / "slurm_search.sh"
@@ -70,7 +72,7 @@ def test_eight_workers_through_the_proxy_lose_and_duplicate_nothing(
     out = cli(*run_args(proxy, toy_npz, trials=16, epochs=1, workers=8), cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     trials = trials_in(proxy)
-    done = [t for t in trials if t.state in search.FINISHED]
+    done = [t for t in trials if t.state in FINISHED]
     assert within_budget(len(done), 16, workers=8)
     assert [t.number for t in trials] == list(range(len(trials)))  # none lost, none twice
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.FAIL)]
@@ -93,7 +95,7 @@ def test_proxy_addresses_and_storages_are_checked(monkeypatch, tmp_path, capsys)
     for bad in ("grpc://127.0.0.1", "grpc://:13000", "grpc://host:port", "grpc://h:1/db"):
         with pytest.raises(ValueError, match=r"grpc://HOST:PORT"):
             search.open_storage(bad)
-    monkeypatch.setattr(search, "PROXY_WAIT_S", 0.5)
+    monkeypatch.setattr(storage_module, "PROXY_WAIT_S", 0.5)
     port = free_port()  # nothing listens there
     with pytest.raises(ValueError, match=rf"No gRPC storage proxy answers at 127.0.0.1:{port}"):
         search.open_storage(f"grpc://127.0.0.1:{port}")
@@ -249,7 +251,7 @@ def test_the_job_array_script_meets_the_budget_on_slurm(toy_npz, tmp_path, postg
         text = (submit / "logs" / logs[task]).read_text()
         assert f"Task {task} of job {job}" in text and "Traceback" not in text, text
     trials = trials_in(postgres_url, "array")
-    done = [t for t in trials if t.state in search.FINISHED]
+    done = [t for t in trials if t.state in FINISHED]
     assert budget <= len(done) <= budget + tasks - 1
     assert [t.number for t in trials] == list(range(len(trials)))
     assert not [t for t in trials if t.state == TrialState.RUNNING]

@@ -337,6 +337,7 @@ def test_an_error_in_a_population_fails_the_workers_trials_with_the_reason(
     import optuna
 
     from qgtools import search
+    from qgtools.search.workers import _Job, _population_in_worker
 
     def breaks_at_the_second_trial(trial):
         if trial.number == 3:
@@ -348,14 +349,14 @@ def test_an_error_in_a_population_fails_the_workers_trials_with_the_reason(
     study = optuna.create_study(
         study_name="s", storage=search.open_storage(journal), direction="maximize"
     )
-    job = search._Job(
+    job = _Job(
         study="s", storage=journal, n_trials=10, data="sample", jets=len(data), space="breaks",
         sampler="random", pruner="none", max_epochs=1, seed=0,
         expected_data=(data.origin, len(data)), population=4,
     )  # fmt: skip
     for value in (1.0, 2.0):  # two complete trials: a population of 2 may start
         study.tell(study.ask(), value)
-    assert search._population_in_worker(study, data, job, left=10) == []
+    assert _population_in_worker(study, data, job, left=10) == []
     failed = optuna.load_study(study_name="s", storage=search.open_storage(journal)).trials[2:]
     assert [t.state for t in failed] == [optuna.trial.TrialState.FAIL] * 2  # asked, and asking
     assert {t.user_attrs["fail_reason"] for t in failed} == {"RuntimeError: disk full"}

@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from qgtools import search
 from qgtools.model import HParams
+from qgtools.stopping import FINISHED
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -283,7 +284,7 @@ def check_sigkill_recovery(storage: str, data: Path, tmp_path: Path, trials: int
                 study, running[0].user_attrs["worker"]["pid"]
             )
     assert victim is not None, "no trial was running after 2 minutes"
-    before = {t.number for t in study.get_trials(states=search.FINISHED)}
+    before = {t.number for t in study.get_trials(states=FINISHED)}
     os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
     process.wait(timeout=600)
     study = optuna.load_study(study_name="toy", storage=search.open_storage(storage))
@@ -291,7 +292,7 @@ def check_sigkill_recovery(storage: str, data: Path, tmp_path: Path, trials: int
     assert killed.state == TrialState.FAIL
     assert "died mid-trial" in killed.user_attrs["fail_reason"]
     assert before <= {
-        t.number for t in study.get_trials(states=search.FINISHED)
+        t.number for t in study.get_trials(states=FINISHED)
     }  # nothing finished was lost
     assert process.returncode == 0 and within_budget(finished(storage), trials)  # in the same run
     out = cli(*run_args(storage, data, trials=trials, epochs=30), cwd=tmp_path)

@@ -14,6 +14,8 @@ from optuna.trial import TrialState
 from test_search import cli, run_args
 
 from qgtools import metrics, model, search, train
+from qgtools.search import objective as objective_module
+from qgtools.search.settings import _check_settings
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -93,9 +95,9 @@ def test_an_infeasible_trial_is_pruned_untrained_and_the_best_trial_is_feasible(
     budget = 100_000
     study = optuna.create_study(direction="maximize")
     trained = []
-    real_fit = search.fit
+    real_fit = objective_module.fit
     monkeypatch.setattr(
-        search, "fit", lambda hp, *a, **k: trained.append(hp) or real_fit(hp, *a, **k)
+        objective_module, "fit", lambda hp, *a, **k: trained.append(hp) or real_fit(hp, *a, **k)
     )
     objective = search.make_objective(jets, "cpu", 1, num_threads=1, max_flops=budget)
     for params in (big, small):
@@ -288,6 +290,6 @@ def test_a_flops_budget_is_a_recorded_setting_and_old_studies_had_none():
     study = optuna.create_study(direction="maximize")
     old = {"data": "toy", "jets": 10, "split_seed": 0, "space": "cpu", "max_epochs": 1}
     study.set_user_attr("settings", old)  # recorded before budgets existed
-    search._check_settings(study, {**old, "max_flops": None}, allow_mismatch=False)
+    _check_settings(study, {**old, "max_flops": None}, allow_mismatch=False)
     with pytest.raises(ValueError, match=r"max_flops=None.*max_flops=20000"):
-        search._check_settings(study, {**old, "max_flops": 20000}, allow_mismatch=False)
+        _check_settings(study, {**old, "max_flops": 20000}, allow_mismatch=False)

@@ -11,6 +11,7 @@ import pytest
 from test_search import cli, run_args
 
 from qgtools import search
+from qgtools.search.samplers import _TrialSeededSampler
 
 DATA = Path(__file__).parent / "data"
 
@@ -33,7 +34,7 @@ def test_a_seeded_study_draws_the_first_20_trials_of_0_1_0(name):
     space, sampler = name.split("/")
     study = optuna.create_study(
         direction="maximize",
-        sampler=search._TrialSeededSampler(sampler, 0),
+        sampler=_TrialSeededSampler(sampler, 0),
         pruner=search.make_pruner("none"),
     )
     study.optimize(objective_of(search.SPACES[space]), n_trials=20)

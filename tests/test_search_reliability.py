@@ -19,6 +19,10 @@ from optuna.storages.journal import JournalFileSymlinkLock
 from optuna.trial import TrialState
 
 from qgtools import search
+from qgtools.search import cli as cli_module
+from qgtools.search import storage as storage_module
+from qgtools.search.recovery import _alive
+from qgtools.search.samplers import _TrialSeededSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -201,7 +205,7 @@ def test_two_runs_started_at_once_with_one_seed_do_not_repeat_each_other(tmp_pat
     optuna.create_study(study_name="toy", storage=storage, direction="maximize")
     runs = [
         optuna.load_study(
-            study_name="toy", storage=storage, sampler=search._TrialSeededSampler(sampler, 0)
+            study_name="toy", storage=storage, sampler=_TrialSeededSampler(sampler, 0)
         )
         for _ in range(2)
     ]
@@ -240,7 +244,7 @@ def test_a_driver_error_that_shows_the_password_is_masked(monkeypatch):
     def talkative(url, **_):  # a driver that echoes what it was given
         raise RuntimeError(f"cannot connect with password=Xy7@Qk9 to {url} (Xy7%40Qk9)")
 
-    monkeypatch.setattr(search, "RDBStorage", talkative)
+    monkeypatch.setattr(storage_module, "RDBStorage", talkative)
     with pytest.raises(ValueError, match="RuntimeError: cannot connect") as info:
         search.open_storage("postgresql://qg:Xy7%40Qk9@127.0.0.1:9/db")
     assert "Xy7" not in str(info.value) and "Qk9" not in str(info.value)
@@ -271,7 +275,7 @@ def test_the_storage_url_can_come_from_QG_STORAGE(tmp_path, monkeypatch, toy_npz
     assert not Path(search.DEFAULT_STORAGE).exists()
     with pytest.raises(SystemExit):
         search.main(["run", "--help"])
-    assert "QG_STORAGE" in capsys.readouterr().out and "QG_STORAGE" in search.__doc__
+    assert "QG_STORAGE" in capsys.readouterr().out and "QG_STORAGE" in cli_module.__doc__
 
 
 # --------------------------------------------------------------------------- 6. bad input
@@ -358,7 +362,7 @@ def test_ctrl_c_stops_the_workers_fails_their_trials_and_says_one_line(tmp_path,
     assert stopped.state == TrialState.FAIL
     assert stopped.user_attrs["fail_reason"].startswith("interrupted")
     workers = [trial.user_attrs["worker"] for trial in study.trials]
-    assert not any(search._alive(worker) for worker in workers)  # no worker left behind
+    assert not any(_alive(worker) for worker in workers)  # no worker left behind
 
 
 def test_a_killed_worker_is_replaced_and_the_budget_met_in_the_same_run(tmp_path, toy_npz):
@@ -408,13 +412,13 @@ def test_a_killed_worker_not_yet_reaped_counts_as_dead():
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     worker = {"pid": child.pid, "started": psutil.Process(child.pid).create_time()}
-    assert search._alive(worker)
+    assert _alive(worker)
     os.kill(child.pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the killed child never became a zombie"
         time.sleep(0.05)
-    assert not search._alive(worker)
+    assert not _alive(worker)
     child.wait()
 
 

@@ -1,0 +1,218 @@
+"""Populations through ask-and-tell: K trials of one shape trained at once (notebook 08)."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from qgtools.data import JetData
+from qgtools.model import HParams
+from qgtools.population import SHARED_FIELDS, fit_population
+from qgtools.search.objective import SPLIT_SEED
+from qgtools.search.recovery import record_worker
+from qgtools.search.spaces import SPACES, Space
+
+TRIALS_PER_SHAPE = 2
+"""A population asks this many times its size in trials of its shape (it fills its places about
+twice over) before the next population draws a new shape."""
+
+
+def population_size(study: optuna.Study, population: int) -> int:
+    """The size of the next population: ``population``, but never more than the study's completed
+    trials (at least 1). A pruner compares a trial with completed ones, so a study's first
+    population of K would run unpruned while it has nothing to compare with; this way the first
+    populations are single trials (the sampler's start-up draws a shape each, as it draws a
+    trial) and the size grows as trials complete."""
+    complete = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    return max(1, min(population, complete))
+
+
+SHAPE_PARAMS = tuple(f for f in SHARED_FIELDS if f not in ("input_channels", "max_epochs"))
+"""The parameters of a space that a population's members share (``SHARED_FIELDS`` less what a
+search fixes for all its trials); the first trial of a population draws them."""
+
+
+def optimize_population(
+    study: optuna.Study,
+    data: JetData,
+    space: Space | str,
+    max_epochs: int,
+    population: int,
+    *,
+    seeds: int = 1,
+    n_trials: int | None = None,
+    keep_asking: Callable[[], bool] | None = None,
+    num_threads: int | None = None,
+    split_seed: int = SPLIT_SEED,
+) -> list[FrozenTrial]:
+    """Train ``population`` trials of one shape at once, asking for new ones as places free up.
+
+    Ask-and-tell: the first trial draws every parameter with the study's sampler; the others
+    draw theirs with the shape parameters (``SHAPE_PARAMS``) fixed to the first trial's
+    (``optuna.samplers.PartialFixedSampler``). The trials train in one
+    :func:`qgtools.population.fit_population`, ``seeds`` members each (training seeds
+    ``seed``, ``seed + 1``, ...). Every epoch each trial reports its validation rejection (the
+    mean over its seeds) with ``trial.report`` and stops when ``trial.should_prune()`` says so;
+    a trial that finishes or is pruned is told at once and frees its place for a new trial of
+    the same shape, until ``n_trials`` (default ``population``: no new ones) have been asked or
+    ``keep_asking()`` says no. ``study.tell`` ends each trial with the mean over seeds of each
+    seed's best validation rejection; ``seed_values`` and ``seed_std`` hold the seeds' own
+    values. The trials carry the user attributes :func:`make_objective` sets (``hparams``,
+    ``worker``, ``best_epoch``, ...), so reports, ``hparams_of`` and dead-worker recovery work
+    unchanged.
+    Single-objective (validation rejection) studies only.
+
+    Returns:
+        The trials, in the order they were asked.
+    """
+    if population < 1 or seeds < 1:
+        raise ValueError(f"population={population} and seeds={seeds} must be at least 1.")
+    if len(study.directions) != 1:
+        raise ValueError("A population search maximises one value (validation rejection).")
+    n_trials = population if n_trials is None else n_trials
+    space_fn = SPACES[space] if isinstance(space, str) else space
+    trials: list[Trial] = []
+    shape: dict = {}
+    owner: list[int] = []  # the trial of each member, by member index
+
+    def ask(n: int) -> list[HParams]:
+        """Up to ``n`` new trials' members (``seeds`` each)."""
+        new = []
+        while len(new) < n * seeds and len(trials) < n_trials:
+            if trials and keep_asking is not None and not keep_asking():
+                break
+            sampler = study.sampler
+            trial = study.ask()
+            record_worker(trial)  # first: a failure below must find the trial's worker
+            try:
+                # the sampler is asked at each suggest, so it is swapped through space_fn
+                if trials:
+                    with warnings.catch_warnings():  # experimental in Optuna 5; what this needs
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        study.sampler = optuna.samplers.PartialFixedSampler(shape, sampler)
+                hparams = space_fn(trial).replace(max_epochs=max_epochs)
+            finally:
+                study.sampler = sampler
+            if not trials:  # the first trial's draws fix the shape
+                shape.update({k: trial.params[k] for k in SHAPE_PARAMS if k in trial.params})
+            trial.set_user_attr("hparams", asdict(hparams))
+            trial.set_user_attr(
+                "population",
+                {
+                    "first": trials[0].number if trials else trial.number,
+                    "size": population,
+                    "seeds": seeds,
+                },
+            )
+            trials.append(trial)
+            owner.extend([len(trials) - 1] * seeds)
+            new += [hparams.replace(seed=hparams.seed + s) for s in range(seeds)]
+        return new
+
+    def report(alive: list[int], entries: list[dict]) -> list[int]:
+        rounds: dict[int, list[tuple[int, dict]]] = {}
+        for i, entry in zip(alive, entries, strict=True):
+            rounds.setdefault(owner[i], []).append((i, entry))
+        stop = []
+        for t, seen in rounds.items():
+            values = [entry["val_rejection"] for _, entry in seen]
+            if len(seen) < seeds or not all(math.isfinite(v) for v in values):
+                stop += [i for i, _ in seen]  # a diverged seed ends its trial (the result says)
+                continue
+            trials[t].report(float(np.mean(values)), seen[0][1]["epoch"])
+            if trials[t].should_prune():
+                stop += [i for i, _ in seen]
+        return stop
+
+    finished: dict[int, list] = {}  # trial -> its members' results, as they leave
+
+    def tell(t: int, mine: list) -> None:
+        trial = trials[t]
+        trial.set_user_attr("best_epoch", mine[0].best_epoch)
+        trial.set_user_attr("wall_time_s", round(sum(r.wall_time_s for r in mine), 2))
+        trial.set_user_attr("n_params", mine[0].n_params)
+        diverged = [r for r in mine if r.status == "diverged"]
+        if diverged:
+            trial.set_user_attr(
+                "fail_reason",
+                f"diverged: the loss went NaN at epoch {len(diverged[0].history)}",
+            )
+            study.tell(trial, state=TrialState.FAIL)
+        elif any(r.status == "pruned" for r in mine):
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            values = [r.best_val_rejection for r in mine]
+            if seeds > 1:
+                trial.set_user_attr("seed_values", [round(v, 4) for v in values])
+                trial.set_user_attr("seed_std", round(float(np.std(values, ddof=1)), 4))
+            study.tell(trial, float(np.mean(values)))
+
+    def leave(i: int, result) -> None:  # a trial ends as soon as its last member leaves
+        mine = finished.setdefault(owner[i], [])
+        mine.append(result)
+        if len(mine) == seeds:
+            tell(owner[i], mine)
+
+    fit_population(
+        ask(population),
+        data,
+        split_seed=split_seed,
+        num_threads=num_threads,
+        on_epoch=report,
+        refill=lambda free: ask(free // seeds),
+        on_leave=leave,
+    )
+    return [study.trials[trial.number] for trial in trials]
+
+
+def search_populations(
+    study: optuna.Study,
+    data: JetData,
+    space: Space | str,
+    max_epochs: int,
+    population: int,
+    *,
+    seeds: int = 1,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    num_threads: int | None = None,
+    split_seed: int = SPLIT_SEED,
+) -> list[FrozenTrial]:
+    """Population after population (:func:`optimize_population`, each asking
+    ``TRIALS_PER_SHAPE`` x ``population`` trials of its shape) in this process, until
+    ``n_trials`` trials have been asked or ``timeout`` seconds have passed (then no new trial
+    starts; the running ones finish). The in-process counterpart of ``study.optimize``.
+
+    Returns:
+        The trials it ran, in the order they were asked.
+    """
+    if n_trials is None and timeout is None:
+        raise ValueError("Give n_trials or timeout (or both): a search needs an end.")
+    start, ran = time.perf_counter(), []
+
+    def in_time() -> bool:
+        return timeout is None or time.perf_counter() - start < timeout
+
+    while in_time() and (n_trials is None or len(ran) < n_trials):
+        size = population_size(study, population)
+        left = n_trials - len(ran) if n_trials is not None else TRIALS_PER_SHAPE * size
+        ran += optimize_population(
+            study,
+            data,
+            space,
+            max_epochs,
+            min(size, left),
+            seeds=seeds,
+            n_trials=min(TRIALS_PER_SHAPE * size, left),
+            keep_asking=in_time,
+            num_threads=num_threads,
+            split_seed=split_seed,
+        )
+    return ran

@@ -1,0 +1,188 @@
+"""Search spaces and known configurations: what a trial's hyperparameters can be (notebook 05),
+and the configurations a study can start from (notebook 09)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, Trial
+
+from qgtools.model import CPU_HPARAMS, HAND_TUNED_HPARAMS, HParams
+
+Space = Callable[[Trial], HParams]
+
+
+def reference_space(trial: Trial) -> HParams:
+    """The reference sweep: input channels 2-45, 1-10 layers of 8-2048, LN/BN, ReLU/SiLU/Tanh,
+    dropout 0.01-0.5, lr 1e-5-1e-1 (log), StepLR patience 4-25 and factor 0.1-0.5;
+    batch 100, raw taus.
+
+    A GPU-sized space: a trial with 10 x 2048 takes hours on a laptop CPU.
+    """
+    return HParams(
+        input_channels=trial.suggest_int("input_channels", 2, 45),
+        n_layers=trial.suggest_int("n_layers", 1, 10),
+        n_channels=trial.suggest_int("n_channels", 8, 2048, log=True),
+        layer_norm=trial.suggest_categorical("layer_norm", [True, False]),
+        batch_norm=trial.suggest_categorical("batch_norm", [True, False]),
+        hidden_activation=trial.suggest_categorical("hidden_activation", ["ReLU", "SiLU", "Tanh"]),
+        dropout=trial.suggest_float("dropout", 0.01, 0.5),
+        lr=trial.suggest_float("lr", 1e-5, 1e-1, log=True),
+        patience=trial.suggest_int("patience", 4, 25),
+        factor=trial.suggest_float("factor", 0.1, 0.5),
+    )
+
+
+def cpu_space(trial: Trial) -> HParams:
+    """A space a laptop searches in minutes: 1-4 layers of 16-256, batch 128-1024, preprocessing.
+
+    Conditional parameters: ``dropout`` only when ``use_dropout``; the StepLR ``patience`` and
+    ``factor`` only when ``lr_decay`` (else the learning rate stays constant).
+    """
+    use_dropout = trial.suggest_categorical("use_dropout", [True, False])
+    lr_decay = trial.suggest_categorical("lr_decay", [True, False])
+    return HParams(
+        n_layers=trial.suggest_int("n_layers", 1, 4),
+        n_channels=trial.suggest_int("n_channels", 16, 256, log=True),
+        layer_norm=trial.suggest_categorical("layer_norm", [True, False]),
+        batch_norm=trial.suggest_categorical("batch_norm", [True, False]),
+        hidden_activation=trial.suggest_categorical("hidden_activation", ["ReLU", "SiLU", "Tanh"]),
+        dropout=trial.suggest_float("dropout", 0.01, 0.5) if use_dropout else 0.0,
+        lr=trial.suggest_float("lr", 1e-4, 3e-2, log=True),
+        patience=trial.suggest_int("patience", 2, 10) if lr_decay else 1,
+        factor=trial.suggest_float("factor", 0.1, 0.5) if lr_decay else 1.0,
+        batch_size=trial.suggest_categorical("batch_size", [128, 256, 512, 1024]),
+        preprocessing=trial.suggest_categorical(
+            "preprocessing", ["none", "standardize", "log+standardize"]
+        ),
+    )
+
+
+def continuous_space(trial: Trial) -> HParams:
+    """A small all-continuous space (notebook 09): learning rate, dropout, StepLR factor and width
+    (an integer, searched on a log scale); the rest as ``CPU_HPARAMS``, with the learning rate
+    stepped every 2 epochs so that the factor matters in short trials."""
+    return CPU_HPARAMS.replace(
+        lr=trial.suggest_float("lr", 1e-4, 3e-2, log=True),
+        dropout=trial.suggest_float("dropout", 0.0, 0.5),
+        factor=trial.suggest_float("factor", 0.1, 1.0),
+        n_channels=trial.suggest_int("n_channels", 16, 256, log=True),
+        patience=2,
+    )
+
+
+SPACES: dict[str, Space] = {
+    "reference": reference_space,
+    "cpu": cpu_space,
+    "continuous": continuous_space,
+}
+"""The spaces by the names ``--space`` takes."""
+
+
+REFERENCE_ON_CPU = HParams(n_layers=4, n_channels=256, patience=10, batch_size=128)
+"""The reference configuration reduced to the cpu space: 4 x 256 instead of 6 x 1024, LayerNorm and
+BatchNorm, Tanh, dropout 0.2, lr 1e-3, StepLR every 10 epochs by 0.3, batch 128, raw taus."""
+
+
+KNOWN_CONFIGURATIONS: dict[str, HParams] = {
+    "reference": REFERENCE_ON_CPU,
+    "hand-tuned": HAND_TUNED_HPARAMS.replace(patience=1, factor=1.0),
+}
+"""Configurations a study can start from (``--enqueue``, notebook 09), by name. The hand-tuned one
+of notebook 04 without learning-rate decay: its grid trained 10 epochs, so its StepLR step of 15
+epochs never came, which is what ``lr_decay=False`` says in the cpu space."""
+
+
+def cpu_space_params(hparams: HParams) -> dict[str, object]:
+    """The :func:`cpu_space` parameters that make ``hparams`` (what ``study.enqueue_trial`` takes).
+
+    ``dropout=0`` is ``use_dropout=False``, and ``factor=1`` (the learning rate never changes)
+    is ``lr_decay=False``; only the parameters the space then asks for are given.
+
+    Raises:
+        ValueError: a value the cpu space cannot make, named with the space's range.
+    """
+    ranges = {
+        "n_layers": (1, 4),
+        "n_channels": (16, 256),
+        "lr": (1e-4, 3e-2),
+        "dropout": (0.01, 0.5),
+        "patience": (2, 10),
+        "factor": (0.1, 0.5),
+    }
+    fixed = {"input_channels": 45, "pos_weight": 1.0}
+    choices = {
+        "batch_size": (128, 256, 512, 1024),
+        "preprocessing": ("none", "standardize", "log+standardize"),
+        "hidden_activation": ("ReLU", "SiLU", "Tanh"),
+    }
+    use_dropout, lr_decay = hparams.dropout > 0, hparams.factor != 1.0
+    used = ["n_layers", "n_channels", "lr"] + ["dropout"] * use_dropout
+    used += ["patience", "factor"] * lr_decay
+    problems = [
+        f"{name}={getattr(hparams, name)} is outside {low}-{high}"
+        for name, (low, high) in ranges.items()
+        if name in used and not low <= getattr(hparams, name) <= high
+    ]
+    problems += [
+        f"{name}={getattr(hparams, name)!r} is not {value!r}"
+        for name, value in fixed.items()
+        if getattr(hparams, name) != value
+    ]
+    problems += [
+        f"{name}={getattr(hparams, name)!r} is not one of {list(allowed)}"
+        for name, allowed in choices.items()
+        if getattr(hparams, name) not in allowed
+    ]
+    if problems:
+        raise ValueError(
+            f"The cpu space cannot make this configuration: {'; '.join(problems)}. Change "
+            "those values, or search a space that holds them."
+        )
+    params: dict[str, object] = {"use_dropout": use_dropout, "lr_decay": lr_decay}
+    params.update({name: getattr(hparams, name) for name in used})
+    params.update(
+        layer_norm=hparams.layer_norm,
+        batch_norm=hparams.batch_norm,
+        **{name: getattr(hparams, name) for name in choices},
+    )
+    return params
+
+
+def _check_known(names: Sequence[str]) -> None:
+    """A ``ValueError`` naming the names that are not in ``KNOWN_CONFIGURATIONS``."""
+    unknown = [name for name in names if name not in KNOWN_CONFIGURATIONS]
+    if unknown:
+        raise ValueError(
+            f"Unknown configuration(s) {unknown}: use any of {sorted(KNOWN_CONFIGURATIONS)}."
+        )
+
+
+def enqueue_known(study: optuna.Study, names: Sequence[str]) -> list[str]:
+    """Put ``KNOWN_CONFIGURATIONS[name]`` first in the study's queue for each name (a warm start,
+    notebook 09): the next trials train them, whatever the sampler. A configuration the study
+    has already tried or queued is not queued again, so a rerun or a second worker adds nothing.
+
+    Returns:
+        The names, in order. Raises ValueError for an unknown name.
+    """
+    _check_known(names)
+    for name in names:
+        study.enqueue_trial(
+            cpu_space_params(KNOWN_CONFIGURATIONS[name]),
+            user_attrs={"enqueued": name},
+            skip_if_exists=True,
+        )
+    return list(names)
+
+
+def hparams_of(trial: FrozenTrial) -> HParams:
+    """Rebuild a trial's configuration from its ``hparams`` user attribute."""
+    return HParams(**trial.user_attrs["hparams"])
+
+
+def flops_per_jet(hparams: HParams) -> int:
+    """Multiply-adds x 2 of one forward pass (Linear layers; norms and activations left out)."""
+    widths = [hparams.input_channels] + [hparams.n_channels] * hparams.n_layers + [1]
+    return 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
