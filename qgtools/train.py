@@ -45,7 +45,6 @@ __all__ = [
     "ROWS_PER_STEP",
     "LightningMLP",
     "Predictor",
-    "QGClassifier",
     "QGDataModule",
     "TensorBatches",
     "TrainResult",
@@ -314,9 +313,6 @@ class LightningMLP(LightningModule):
             }
 
 
-QGClassifier = LightningMLP  # the old name (it lived in qgtools.model), kept for compatibility
-
-
 # --------------------------------------------------------------------------- fit and evaluate
 
 
@@ -341,11 +337,6 @@ class TrainResult:
     status: str
     predictor: Predictor
     last_predictor: Predictor | None = None
-
-    @property
-    def model(self) -> Predictor:
-        """The old name of :attr:`predictor`, kept for compatibility."""
-        return self.predictor
 
 
 @contextmanager

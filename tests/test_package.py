@@ -221,9 +221,7 @@ def test_public_names_keep_working():
         assert hasattr(metrics, name), name
     for name in ("make_objective", "make_sampler", "make_pruner", "hparams_of", "run_study"):
         assert hasattr(search, name), name
-    assert model.CPU_MODEL is model.CPU_HPARAMS and model.HAND_TUNED is model.HAND_TUNED_HPARAMS
-    assert train.QGClassifier is train.LightningMLP and train.Predictor is model.Predictor
-    assert train.TrainResult.model.fget.__doc__.startswith("The old name of")
+    assert train.Predictor is model.Predictor
     assert {
         "cpu": search.cpu_space,
         "reference": search.reference_space,
