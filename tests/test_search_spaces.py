@@ -70,3 +70,30 @@ def test_enqueued_configurations_come_first_and_only_once():
     assert study.ask().user_attrs.get("enqueued") is None
     with pytest.raises(ValueError, match="Unknown configuration"):
         search.enqueue_known(study, ["best"])
+
+
+def test_the_cpu_space_draws_from_its_tables_and_its_parameters_check_them():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen: dict[str, optuna.distributions.BaseDistribution] = {}
+    for _ in range(30):
+        trial = study.ask()
+        search.cpu_space(trial)
+        study.tell(trial, 0.0)
+        seen.update(study.trials[-1].distributions)
+    for name, (low, high, log) in search.CPU_RANGES.items():
+        assert (seen[name].low, seen[name].high, seen[name].log) == (low, high, log), name
+    for name, choices in search.CPU_CHOICES.items():
+        assert seen[name].choices == choices, name
+    assert seen["hidden_activation"].choices == search.ACTIVATIONS
+    for name, (low, high, _) in search.CPU_RANGES.items():
+        too_high = high + 1 if isinstance(high, int) else high * 1.5
+        hparams = search.REFERENCE_ON_CPU.replace(**{name: too_high})  # dropout and decay on
+        with pytest.raises(ValueError, match=f"{name}={too_high} is outside {low}-{high}"):
+            search.cpu_space_params(hparams)
+
+
+def test_the_metrics_are_one_table():
+    from qgtools.search.objective import _MEASURES
+
+    assert list(search.METRICS) == list(_MEASURES)
+    assert search.directions(["val_rejection", "flops_per_jet"]) == ["maximize", "minimize"]

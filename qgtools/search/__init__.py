@@ -72,9 +72,19 @@ from qgtools.search.recovery import (
 from qgtools.search.repeats import StudyPlan, run_studies
 from qgtools.search.reporting import report
 from qgtools.search.run import run_study
-from qgtools.search.samplers import SAMPLERS, TPE_STARTUP_TRIALS, make_pruner, make_sampler
+from qgtools.search.samplers import (
+    PRUNERS,
+    SAMPLERS,
+    TPE_STARTUP_TRIALS,
+    make_pruner,
+    make_sampler,
+)
 from qgtools.search.settings import SETTING_DEFAULTS
 from qgtools.search.spaces import (
+    ACTIVATIONS,
+    CPU_CHOICES,
+    CPU_FIXED,
+    CPU_RANGES,
     KNOWN_CONFIGURATIONS,
     REFERENCE_ON_CPU,
     SPACES,
@@ -124,7 +134,11 @@ MODULE_ORDER = (
 """The modules of ``qgtools.search`` in import order: each imports only modules before it."""
 
 __all__ = [
+    "ACTIVATIONS",
     "ARTIFACTS_SUFFIX",
+    "CPU_CHOICES",
+    "CPU_FIXED",
+    "CPU_RANGES",
     "DEFAULT_STORAGE",
     "FAILING_EXIT_CODE",
     "GRACE_S",
@@ -136,6 +150,7 @@ __all__ = [
     "METRICS",
     "MIN_TRIALS_FOR_IMPORTANCES",
     "PROXY_PORT",
+    "PRUNERS",
     "PROXY_WAIT_S",
     "REFERENCE_ON_CPU",
     "SAMPLERS",

@@ -40,7 +40,7 @@ from qgtools.config import sizes
 from qgtools.search.proxy import serve_proxy
 from qgtools.search.reporting import report
 from qgtools.search.run import run_study
-from qgtools.search.samplers import SAMPLERS
+from qgtools.search.samplers import PRUNERS, SAMPLERS
 from qgtools.search.spaces import KNOWN_CONFIGURATIONS, SPACES
 from qgtools.search.storage import PROXY_PORT
 from qgtools.search.supervise import INTERRUPTED_EXIT_CODE
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_cmd.add_argument("--jets", type=int, default=defaults.n_jets, help="first n jets (-1: all)")
     run_cmd.add_argument("--space", choices=sorted(SPACES), default="cpu")
     run_cmd.add_argument("--sampler", choices=SAMPLERS, default="tpe")
-    run_cmd.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
+    run_cmd.add_argument("--pruner", choices=list(PRUNERS), default="median")
     run_cmd.add_argument("--max-epochs", type=int, default=defaults.max_epochs)
     run_cmd.add_argument("--seed", type=int, default=0)
     run_cmd.add_argument(

@@ -10,22 +10,26 @@ import optuna
 from optuna.trial import Trial
 
 from qgtools.data import JetData
-from qgtools.model import CPU_HPARAMS
+from qgtools.model import CPU_HPARAMS, HParams
 from qgtools.search.artifacts import keep_model
 from qgtools.search.recovery import record_worker
 from qgtools.search.spaces import SPACES, Space, flops_per_jet
-from qgtools.train import fit
+from qgtools.train import TrainResult, fit
 
 SPLIT_SEED = 0  # every trial of every study is judged on the same split
 
 
-METRICS = {  # name: direction
-    "val_rejection": "maximize",
-    "val_auc": "maximize",
-    "n_params": "minimize",
-    "flops_per_jet": "minimize",
-    "wall_time_s": "minimize",
+_MEASURES: dict[str, tuple[str, Callable[[TrainResult, HParams], float]]] = {
+    "val_rejection": ("maximize", lambda result, _: result.best_val_rejection),
+    "val_auc": ("maximize", lambda result, _: result.best_val_auc),
+    "n_params": ("minimize", lambda result, _: result.n_params),
+    "flops_per_jet": ("minimize", lambda _, hparams: flops_per_jet(hparams)),
+    "wall_time_s": ("minimize", lambda result, _: result.wall_time_s),
 }
+"""Each metric an objective can return: its direction, and how a trained trial measures it."""
+
+METRICS = {name: direction for name, (direction, _) in _MEASURES.items()}
+"""Optuna's direction of each metric, by name."""
 
 
 def directions(metric: str | Sequence[str]) -> list[str]:
@@ -119,13 +123,7 @@ def make_objective(
             return math.nan if len(names) == 1 else tuple(math.nan for _ in names)
         if artifacts is not None:
             keep_model(trial, result.predictor, artifacts)
-        values = {
-            "val_rejection": result.best_val_rejection,
-            "val_auc": result.best_val_auc,
-            "n_params": result.n_params,
-            "flops_per_jet": flops_per_jet(hparams),
-            "wall_time_s": result.wall_time_s,
-        }
-        return values[names[0]] if len(names) == 1 else tuple(values[name] for name in names)
+        values = [_MEASURES[name][1](result, hparams) for name in names]
+        return values[0] if len(names) == 1 else tuple(values)
 
     return objective

@@ -3,6 +3,8 @@ seeds each trial from the run's seed and the trial's number."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -104,12 +106,28 @@ class _TrialSeededSampler(optuna.samplers.BaseSampler):
         self._sampler.reseed_rng()
 
 
+PRUNERS: dict[str, Callable[[], optuna.pruners.BasePruner]] = {
+    "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+    "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1),
+    "none": optuna.pruners.NopPruner,
+}
+"""The pruners by the names ``--pruner`` takes, each a function that makes a fresh one."""
+
+
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
-    """``"median"``, ``"hyperband"`` or ``"none"``."""
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise ValueError(f"Unknown pruner {name!r}: use 'median', 'hyperband' or 'none'.")
+    """A pruner by name (notebook 05).
+
+    Args:
+        name: ``"median"`` (Optuna's median rule after 3 trials and 1 epoch), ``"hyperband"``
+            or ``"none"``: a name of ``PRUNERS``.
+
+    Returns:
+        A new pruner.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if name not in PRUNERS:
+        *first, last = (repr(known) for known in PRUNERS)
+        raise ValueError(f"Unknown pruner {name!r}: use {', '.join(first)} or {last}.")
+    return PRUNERS[name]()

@@ -12,6 +12,30 @@ from qgtools.model import CPU_HPARAMS, HAND_TUNED_HPARAMS, HParams
 
 Space = Callable[[Trial], HParams]
 
+ACTIVATIONS = ("ReLU", "SiLU", "Tanh")
+"""The hidden activations the reference and cpu spaces choose from, in the samplers' order."""
+
+CPU_RANGES: dict[str, tuple[int | float, int | float, bool]] = {
+    "n_layers": (1, 4, False),
+    "n_channels": (16, 256, True),
+    "lr": (1e-4, 3e-2, True),
+    "dropout": (0.01, 0.5, False),
+    "patience": (2, 10, False),
+    "factor": (0.1, 0.5, False),
+}
+"""The cpu space's numeric parameters: ``(low, high, log)``, integers where ``low`` is one. What
+:func:`cpu_space` draws from and :func:`cpu_space_params` checks against."""
+
+CPU_CHOICES: dict[str, tuple[object, ...]] = {
+    "batch_size": (128, 256, 512, 1024),
+    "preprocessing": ("none", "standardize", "log+standardize"),
+    "hidden_activation": ACTIVATIONS,
+}
+"""The cpu space's choices (besides its yes/no ones), each in the samplers' order."""
+
+CPU_FIXED: dict[str, object] = {"input_channels": 45, "pos_weight": 1.0}
+"""What the cpu space leaves at ``HParams``' defaults and a configuration must therefore keep."""
+
 
 def reference_space(trial: Trial) -> HParams:
     """The reference sweep: input channels 2-45, 1-10 layers of 8-2048, LN/BN, ReLU/SiLU/Tanh,
@@ -26,7 +50,7 @@ def reference_space(trial: Trial) -> HParams:
         n_channels=trial.suggest_int("n_channels", 8, 2048, log=True),
         layer_norm=trial.suggest_categorical("layer_norm", [True, False]),
         batch_norm=trial.suggest_categorical("batch_norm", [True, False]),
-        hidden_activation=trial.suggest_categorical("hidden_activation", ["ReLU", "SiLU", "Tanh"]),
+        hidden_activation=trial.suggest_categorical("hidden_activation", list(ACTIVATIONS)),
         dropout=trial.suggest_float("dropout", 0.01, 0.5),
         lr=trial.suggest_float("lr", 1e-5, 1e-1, log=True),
         patience=trial.suggest_int("patience", 4, 25),
@@ -43,20 +67,31 @@ def cpu_space(trial: Trial) -> HParams:
     use_dropout = trial.suggest_categorical("use_dropout", [True, False])
     lr_decay = trial.suggest_categorical("lr_decay", [True, False])
     return HParams(
-        n_layers=trial.suggest_int("n_layers", 1, 4),
-        n_channels=trial.suggest_int("n_channels", 16, 256, log=True),
+        n_layers=_suggest(trial, "n_layers"),
+        n_channels=_suggest(trial, "n_channels"),
         layer_norm=trial.suggest_categorical("layer_norm", [True, False]),
         batch_norm=trial.suggest_categorical("batch_norm", [True, False]),
-        hidden_activation=trial.suggest_categorical("hidden_activation", ["ReLU", "SiLU", "Tanh"]),
-        dropout=trial.suggest_float("dropout", 0.01, 0.5) if use_dropout else 0.0,
-        lr=trial.suggest_float("lr", 1e-4, 3e-2, log=True),
-        patience=trial.suggest_int("patience", 2, 10) if lr_decay else 1,
-        factor=trial.suggest_float("factor", 0.1, 0.5) if lr_decay else 1.0,
-        batch_size=trial.suggest_categorical("batch_size", [128, 256, 512, 1024]),
-        preprocessing=trial.suggest_categorical(
-            "preprocessing", ["none", "standardize", "log+standardize"]
-        ),
+        hidden_activation=_choose(trial, "hidden_activation"),
+        dropout=_suggest(trial, "dropout") if use_dropout else 0.0,
+        lr=_suggest(trial, "lr"),
+        patience=_suggest(trial, "patience") if lr_decay else 1,
+        factor=_suggest(trial, "factor") if lr_decay else 1.0,
+        batch_size=_choose(trial, "batch_size"),
+        preprocessing=_choose(trial, "preprocessing"),
     )
+
+
+def _suggest(trial: Trial, name: str) -> int | float:
+    """A draw of the cpu space's numeric parameter ``name`` (``CPU_RANGES``)."""
+    low, high, log = CPU_RANGES[name]
+    if isinstance(low, int):
+        return trial.suggest_int(name, low, high, log=log)
+    return trial.suggest_float(name, low, high, log=log)
+
+
+def _choose(trial: Trial, name: str) -> object:
+    """A draw of the cpu space's choice ``name`` (``CPU_CHOICES``)."""
+    return trial.suggest_categorical(name, list(CPU_CHOICES[name]))
 
 
 def continuous_space(trial: Trial) -> HParams:
@@ -103,36 +138,22 @@ def cpu_space_params(hparams: HParams) -> dict[str, object]:
     Raises:
         ValueError: a value the cpu space cannot make, named with the space's range.
     """
-    ranges = {
-        "n_layers": (1, 4),
-        "n_channels": (16, 256),
-        "lr": (1e-4, 3e-2),
-        "dropout": (0.01, 0.5),
-        "patience": (2, 10),
-        "factor": (0.1, 0.5),
-    }
-    fixed = {"input_channels": 45, "pos_weight": 1.0}
-    choices = {
-        "batch_size": (128, 256, 512, 1024),
-        "preprocessing": ("none", "standardize", "log+standardize"),
-        "hidden_activation": ("ReLU", "SiLU", "Tanh"),
-    }
     use_dropout, lr_decay = hparams.dropout > 0, hparams.factor != 1.0
     used = ["n_layers", "n_channels", "lr"] + ["dropout"] * use_dropout
     used += ["patience", "factor"] * lr_decay
     problems = [
         f"{name}={getattr(hparams, name)} is outside {low}-{high}"
-        for name, (low, high) in ranges.items()
+        for name, (low, high, _) in CPU_RANGES.items()
         if name in used and not low <= getattr(hparams, name) <= high
     ]
     problems += [
         f"{name}={getattr(hparams, name)!r} is not {value!r}"
-        for name, value in fixed.items()
+        for name, value in CPU_FIXED.items()
         if getattr(hparams, name) != value
     ]
     problems += [
         f"{name}={getattr(hparams, name)!r} is not one of {list(allowed)}"
-        for name, allowed in choices.items()
+        for name, allowed in CPU_CHOICES.items()
         if getattr(hparams, name) not in allowed
     ]
     if problems:
@@ -145,7 +166,7 @@ def cpu_space_params(hparams: HParams) -> dict[str, object]:
     params.update(
         layer_norm=hparams.layer_norm,
         batch_norm=hparams.batch_norm,
-        **{name: getattr(hparams, name) for name in choices},
+        **{name: getattr(hparams, name) for name in CPU_CHOICES},
     )
     return params
 
