@@ -58,7 +58,6 @@ def test_the_command_line_refuses_bad_settings_in_one_line(tmp_path, toy_npz, ca
 
 def test_the_command_line_runs_populations_and_records_their_size(toy_npz, tmp_path):
     import optuna
-    from test_search import cli, run_args
 
     from qgtools import search
 
@@ -83,7 +82,6 @@ def test_the_command_line_runs_populations_and_records_their_size(toy_npz, tmp_p
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_two_workers_run_populations_with_seeds_on_a_database(kind, toy_npz, tmp_path, request):
     import optuna
-    from test_search import cli, run_args
 
     from qgtools import search
 
@@ -102,3 +100,21 @@ def test_two_workers_run_populations_with_seeds_on_a_database(kind, toy_npz, tmp
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert len(t.user_attrs["seed_values"]) == 2
             assert math.isclose(t.value, np.mean(t.user_attrs["seed_values"]), abs_tol=1e-3)
+
+
+def test_bad_input_is_one_line_and_exit_2_but_a_programming_error_shows_its_traceback(
+    monkeypatch, capsys, tmp_path
+):
+    from qgtools.search import cli as cli_module
+
+    args = ["run", "--study", "s", "--storage", str(tmp_path / "s.journal"), "--trials", "0"]
+    assert search.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: n_trials=0") and err.count("\n") == 1
+
+    def broken(settings, progress=True):
+        raise KeyError("hparams")
+
+    monkeypatch.setattr(cli_module, "_run", broken)
+    with pytest.raises(KeyError, match="hparams"):
+        search.main(args[:-1] + ["2"])

@@ -135,3 +135,15 @@ def test_two_runs_started_at_once_with_one_seed_do_not_repeat_each_other(tmp_pat
             run.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-1, log=True), n_trials=1)
     params = params_of(journal)
     assert len(params) == 8 and all_different(params)
+
+
+def test_the_pruners_are_one_table_the_command_line_offers():
+    from qgtools.search.cli import _parser
+
+    run = _parser()._subparsers._group_actions[0].choices["run"]
+    (pruner,) = [action for action in run._actions if action.dest == "pruner"]
+    assert pruner.choices == list(search.PRUNERS)
+    for name in search.PRUNERS:
+        assert isinstance(search.make_pruner(name), optuna.pruners.BasePruner)
+    with pytest.raises(ValueError, match="use 'median', 'hyperband' or 'none'"):
+        search.make_pruner("asha")

@@ -119,3 +119,58 @@ def test_a_journal_recorded_by_0_1_0_tops_up_without_allow_mismatch(tmp_path, to
     assert out.returncode == 0, out.stdout + out.stderr
     study = optuna.load_study(study_name="toy", storage=search.open_storage(journal))
     assert search.count_finished(study) == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"n_trials": 0}, "n_trials=0, workers=1"),
+        ({"seed": -1}, "seed=-1: use a seed of 0 or more"),
+        ({"space": "gpu"}, "Unknown space 'gpu'"),
+        ({"pruner": "asha"}, "Unknown pruner 'asha'"),
+        ({"sampler": "cmaes"}, "Unknown sampler 'cmaes'"),
+        ({"enqueue": ["nope"]}, r"Unknown configuration\(s\) \['nope'\]"),
+        ({"population": 2, "keep_models": True}, "A population"),
+        ({"seeds": 3, "max_flops": 2e4}, "seeds=3 trains each trial as a population"),
+        ({"seeds": 2, "keep_models": True}, "seeds=2 trains each trial as a population"),
+        ({"patience": 3}, "patience=3 needs the noise"),
+        ({"jets": 0}, "jets=0"),
+        ({"study": "a/b"}, "Study name 'a/b'"),
+    ],
+)
+def test_settings_are_checked_once_when_made_naming_the_field(change, said):
+    from qgtools.errors import UsageError
+
+    with pytest.raises(ValueError, match=said) as info:
+        search.StudySettings(**{"study": "s", "n_trials": 2, **change})
+    if not {"space", "pruner", "sampler", "enqueue"} & set(change):
+        assert isinstance(info.value, UsageError)
+
+
+def test_seeds_with_a_flops_budget_or_kept_models_are_refused_before_any_storage(tmp_path):
+    journal = tmp_path / "s.journal"
+    for extra in ({"max_flops": 2e4}, {"keep_models": True}):
+        with pytest.raises(ValueError, match="seeds=3 trains each trial as a population"):
+            search.run_study("s", n_trials=2, storage=journal, seeds=3, progress=False, **extra)
+    assert not journal.exists()
+    assert search.StudySettings("s", n_trials=2, seeds=3).seeds == 3  # seeds alone run
+
+
+def test_run_study_the_command_line_and_a_plan_all_fill_the_settings():
+    import inspect
+    from dataclasses import fields
+
+    from qgtools.search.cli import _parser
+
+    names = [field.name for field in fields(search.StudySettings)]
+    keywords = list(inspect.signature(search.run_study).parameters)
+    assert sorted(keywords) == sorted([*names, "progress"])
+    run = _parser()._subparsers._group_actions[0].choices["run"]
+    dests = {action.dest for action in run._actions} - {"help"}
+    assert dests == set(names)
+    plan = search.StudyPlan("p", n_trials=3, max_epochs=2, sampler="random", max_flops=1e4)
+    assert plan.settings() == search.StudySettings(
+        "p", n_trials=3, max_epochs=2, sampler="random", max_flops=1e4
+    )
+    with pytest.raises(ValueError, match="n_trials=0"):
+        search.StudyPlan("p", n_trials=0, max_epochs=2).settings()

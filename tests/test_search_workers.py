@@ -25,7 +25,7 @@ def test_an_error_in_a_population_fails_the_workers_trials_with_the_reason(
 ):
     import optuna
 
-    from qgtools.search.workers import _Job, _population_in_worker
+    from qgtools.search.workers import _population_in_worker
 
     def breaks_at_the_second_trial(trial):
         if trial.number == 3:
@@ -37,10 +37,9 @@ def test_an_error_in_a_population_fails_the_workers_trials_with_the_reason(
     study = optuna.create_study(
         study_name="s", storage=search.open_storage(journal), direction="maximize"
     )
-    job = _Job(
+    job = search.StudySettings(
         study="s", storage=journal, n_trials=10, data="sample", jets=len(data), space="breaks",
-        sampler="random", pruner="none", max_epochs=1, seed=0,
-        expected_data=(data.origin, len(data)), population=4,
+        sampler="random", pruner="none", max_epochs=1, seed=0, population=4,
     )  # fmt: skip
     for value in (1.0, 2.0):  # two complete trials: a population of 2 may start
         study.tell(study.ask(), value)

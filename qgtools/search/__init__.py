@@ -18,7 +18,7 @@ One module per concept, each importing only the modules before it in ``MODULE_OR
 - ``objective``: one trial trains one configuration; its metrics and the FLOPs constraint;
 - ``populations``: K trials of one shape at once, through ask-and-tell;
 - ``summary``: what a run leaves behind, and the best trial;
-- ``settings``: the settings a study records;
+- ``settings``: the settings of a run (``StudySettings``) and those a study records;
 - ``workers``: one worker process;
 - ``supervise``: the worker processes followed, replaced when killed, stopped on Ctrl-C;
 - ``run``: ``run_study``;
@@ -79,7 +79,7 @@ from qgtools.search.samplers import (
     make_pruner,
     make_sampler,
 )
-from qgtools.search.settings import SETTING_DEFAULTS
+from qgtools.search.settings import SETTING_DEFAULTS, StudySettings
 from qgtools.search.spaces import (
     ACTIVATIONS,
     CPU_CHOICES,
@@ -165,6 +165,7 @@ __all__ = [
     "TRIALS_PER_SHAPE",
     "Space",
     "StudyPlan",
+    "StudySettings",
     "StudySummary",
     "artifact_store",
     "artifacts_beside",

@@ -13,9 +13,10 @@ import optuna
 
 from qgtools.data import DataSourceWarning, JetData, load
 from qgtools.search.artifacts import artifact_store, artifacts_beside
-from qgtools.search.objective import check_max_flops, directions, make_objective
+from qgtools.search.objective import directions, make_objective
 from qgtools.search.samplers import make_pruner, make_sampler
-from qgtools.search.spaces import SPACES, enqueue_known
+from qgtools.search.settings import StudySettings
+from qgtools.search.spaces import enqueue_known
 from qgtools.search.storage import open_storage
 from qgtools.search.urls import _in_memory, storage_url
 
@@ -49,6 +50,22 @@ class StudyPlan:
     enqueue: tuple[str, ...] = ()
     max_flops: float | None = None
     keep_models: bool = False
+
+    def settings(self) -> StudySettings:
+        """The plan as a run's settings, checked as those are (a ``ValueError`` naming a bad
+        field); one process, the storage and data of :func:`run_studies`."""
+        return StudySettings(
+            study=self.name,
+            n_trials=self.n_trials,
+            max_epochs=self.max_epochs,
+            sampler=self.sampler,
+            seed=self.seed,
+            space=self.space,
+            pruner=self.pruner,
+            enqueue=self.enqueue,
+            max_flops=self.max_flops,
+            keep_models=self.keep_models,
+        )
 
 
 _POOL_DATA: dict[str, JetData] = {}  # the data each run_studies process loaded once
@@ -126,12 +143,8 @@ def run_studies(
             "or other names."
         )
     for plan in plans:
-        make_sampler(plan.sampler, plan.seed)
-        make_pruner(plan.pruner)
+        plan.settings()
         directions(plan.metric)
-        check_max_flops(plan.max_flops)
-        if plan.space not in SPACES or min(plan.n_trials, plan.max_epochs) < 1:
-            raise ValueError(f"{plan}: use a space of {sorted(SPACES)} and positive sizes.")
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes, initializer=_load_for_pool, initargs=(str(data), jets)) as pool:
         seconds = pool.starmap(_run_plan, [(plan, url) for plan in plans], chunksize=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -10,21 +11,19 @@ from optuna.trial import TrialState
 
 from qgtools.data import load
 from qgtools.search.artifacts import artifact_store, artifacts_beside, model_file
-from qgtools.search.objective import SPLIT_SEED, check_max_flops
 from qgtools.search.recovery import (
     count_finished,
     fail_dead_workers_trials,
     fail_ended_slurm_trials,
 )
 from qgtools.search.samplers import make_pruner, make_sampler
-from qgtools.search.settings import _check_settings
-from qgtools.search.spaces import SPACES, _check_known, enqueue_known
+from qgtools.search.settings import StudySettings, _check_settings
+from qgtools.search.spaces import enqueue_known
 from qgtools.search.storage import open_storage
 from qgtools.search.summary import StudySummary, _best_trial
 from qgtools.search.supervise import _run_workers
 from qgtools.search.urls import _in_memory, _mask, storage_url
-from qgtools.search.workers import FAILING_EXIT_CODE, _Job, _rule_says_stop
-from qgtools.stopping import check_rule
+from qgtools.search.workers import FAILING_EXIT_CODE, _rule_says_stop
 
 
 def run_study(
@@ -52,153 +51,112 @@ def run_study(
     noise: float | None = None,
 ) -> StudySummary:
     """Create, join or top up a study and run it with ``workers`` processes until it has
-    ``n_trials`` finished trials.
+    ``n_trials`` finished trials; what ``python -m qgtools.search run`` calls (notebook 06).
 
-    Each worker is a spawned process with one torch thread that loads the data itself
-    (``data``, first ``jets`` jets), trains configurations of ``space`` for ``max_epochs`` and
-    samples with ``sampler`` seeded from ``seed`` and the trial's number (so reruns and runs
-    started at once never repeat a configuration, and a fresh study run the same way with one
-    worker gets the same trials). Trials of workers that died are marked failed (here and at
-    the next run), and a worker killed by a signal is replaced while the budget is not met.
-    Workers that reach the end of the budget together may each start one last trial, so a run
-    can finish up to ``workers - 1`` trials more than ``n_trials`` (as with Optuna's
-    ``MaxTrialsCallback``). Ctrl-C stops the workers, marks their running trials failed
-    ("interrupted") and raises ``KeyboardInterrupt``. Bad arguments and data are
-    ``ValueError`` before any worker starts or any storage is touched. What ``python -m
-    qgtools.search run`` calls.
+    Each worker is a spawned process with one torch thread that loads the data itself and
+    samples seeded from ``seed`` and each trial's number (reruns and runs started at once never
+    repeat a configuration; a fresh study run the same way with one worker gets the same
+    trials). Trials of dead workers are failed, here and at the next run; a worker killed by a
+    signal is replaced while the budget is not met. Workers that reach the end together may
+    each start one last trial (up to ``workers - 1`` over, as with ``MaxTrialsCallback``). The
+    study records the settings that make its trials comparable (:meth:`StudySettings.recorded`)
+    when a run first meets it; a later run with others is refused unless ``allow_mismatch``.
 
-    The study records the settings that make its trials comparable (the data's origin and jet
-    count, the split seed, the space and ``max_epochs``) in its user attribute ``settings``
-    when a run first meets it; a later run with other settings is refused (``ValueError``)
-    unless ``allow_mismatch``.
-
-    With ``population`` K > 1 each worker trains K trials at a time as one population
-    (:func:`optimize_population`): one shape, drawn by the sampler, for ``TRIALS_PER_SHAPE`` x K
-    trials, a new trial taking each place that a finished or pruned one frees. With ``seeds``
-    S > 1 each trial's value is the mean over S training seeds (S members each). Both are
-    recorded settings.
-
-    Beyond the defaults (notebook 09): ``enqueue`` names configurations of
-    ``KNOWN_CONFIGURATIONS`` to train first (a warm start, cpu space; queued once per study);
-    ``max_flops`` makes a FLOPs-per-jet budget a constraint (a recorded setting; the best trial
-    is the best feasible one); ``keep_models`` stores each complete trial's model in
-    ``artifact_dir`` (default :func:`artifacts_beside` the storage); ``patience`` stops the
-    study early, when that many finished trials in a row have not improved the best value by
-    more than ``noise`` (given, or with ``seeds`` > 1 measured, see :func:`rule_noise`), never
-    within the sampler's random start-up (``qgtools.stopping.stop_point``'s ``startup``:
-    ``TPE_STARTUP_TRIALS`` for TPE and the GP, 0 for random search).
+    Args:
+        study, n_trials, workers, storage, data, jets, space, sampler, pruner, max_epochs,
+            seed, allow_mismatch: as :class:`StudySettings` has them.
+        progress: show a progress bar of the finished trials.
+        population: K > 1: each worker trains K trials at a time as one population of one
+            shape (:func:`optimize_population`), for ``TRIALS_PER_SHAPE`` x K trials, a new
+            trial taking each place a finished one frees (a recorded setting).
+        seeds: S > 1: each trial's value is the mean over S training seeds (recorded).
+        enqueue: names of ``KNOWN_CONFIGURATIONS`` to train first (a warm start, cpu space;
+            queued once per study; notebook 09).
+        max_flops: a FLOPs-per-jet budget as a constraint (recorded; the best trial is the best
+            feasible one).
+        keep_models: store each complete trial's model in ``artifact_dir`` (default
+            :func:`artifacts_beside` the storage).
+        patience, noise: stop when ``patience`` finished trials in a row have not beaten the
+            best by more than ``noise`` (given, or with ``seeds`` > 1 :func:`rule_noise`), never
+            within the sampler's start-up (``TPE_STARTUP_TRIALS``; 0 for random search).
 
     Returns:
-        A :class:`StudySummary`; ``status`` says whether the budget was met.
+        A :class:`StudySummary`; its ``status`` says whether the budget was met.
+
+    Raises:
+        ValueError: bad settings (:class:`StudySettings`), data or storage, or settings the
+            study did not record, before any worker starts.
+        KeyboardInterrupt: on Ctrl-C, once the workers are stopped and their running trials
+            failed ("interrupted").
+
+    Example::
+
+        summary = run_study("demo", n_trials=20, workers=2, data="sample", max_epochs=3)
     """
-    if min(n_trials, workers, max_epochs, population, seeds) < 1:
-        raise ValueError(
-            f"n_trials={n_trials}, workers={workers}, max_epochs={max_epochs}, "
-            f"population={population} and seeds={seeds} must be positive."
-        )
-    if seed < 0:
-        raise ValueError(f"seed={seed}: use a seed of 0 or more.")
-    if space not in SPACES:
-        raise ValueError(f"Unknown space {space!r}: use one of {sorted(SPACES)}.")
-    make_pruner(pruner)  # unknown names fail here, not in every worker
-    make_sampler(sampler, seed)
-    if enqueue and space != "cpu":
-        raise ValueError(f"enqueue={list(enqueue)}: the known configurations are cpu-space ones.")
-    if population > 1 and (enqueue or max_flops is not None or keep_models):
-        raise ValueError(
-            "A population (population > 1) shares one shape per population: it takes no "
-            "enqueued configurations, FLOPs budget or kept models. Run with population=1."
-        )
-    _check_known(enqueue)
-    check_max_flops(max_flops)
-    if patience is not None:
-        if noise is None and seeds == 1:
-            raise ValueError(
-                f"patience={patience} needs the noise of a trial's value: give noise (--noise, "
-                "the seed-to-seed spread of one configuration), or run with seeds > 1 "
-                "(--seeds 3) to have it measured."
-            )
-        check_rule(patience, 0.0 if noise is None else noise)
-    if isinstance(jets, bool) or not isinstance(jets, int) or jets == 0 or jets < -1:
-        raise ValueError(f"jets={jets!r}: use -1 for all jets or a positive number of jets.")
-    if "/" in study or "\\" in study or not study.strip():
-        raise ValueError(
-            f"Study name {study!r}: use a non-empty name without '/' or '\\' (the report "
-            "names its plot files after the study)."
-        )
-    url = storage_url(storage)  # resolved once: the workers get it as it is
+    given = {name: value for name, value in locals().items() if name != "progress"}
+    return _run(StudySettings(**given), progress=progress)  # the keywords are its fields
+
+
+def _run(settings: StudySettings, progress: bool = True) -> StudySummary:
+    """Run a study with ``settings`` (see :func:`run_study`)."""
+    url = storage_url(settings.storage)  # resolved once: the workers get it as it is
     if _in_memory(url):
         raise ValueError(
             f"Storage {_mask(url)!r} is an in-memory database, which the worker processes "
             "cannot share: use a file (sqlite:///studies.db) or a journal (studies.journal)."
         )
-    loaded = load(num_data=jets, source=data)  # bad data fails here once, not in every worker
-    settings = {
-        "data": loaded.origin,
-        "jets": len(loaded),
-        "split_seed": SPLIT_SEED,
-        "space": space,
-        "max_epochs": max_epochs,
-        "population": population,
-        "seeds": seeds,
-        "max_flops": max_flops,
-    }
+    loaded = load(num_data=settings.jets, source=settings.data)  # fails here, not per worker
+    recorded, expected = settings.recorded(loaded), (loaded.origin, len(loaded))
     del loaded  # each worker loads its own copy
     opened = open_storage(url)
     the_study = optuna.create_study(
-        study_name=study,
+        study_name=settings.study,
         storage=opened,
         load_if_exists=True,
         direction="maximize",
-        sampler=make_sampler(sampler, seed),
-        pruner=make_pruner(pruner),
+        sampler=make_sampler(settings.sampler, settings.seed),
+        pruner=make_pruner(settings.pruner),
     )
-    _check_settings(the_study, settings, allow_mismatch)
+    _check_settings(the_study, recorded, settings.allow_mismatch)
     artifacts = None
-    if keep_models:
-        artifacts = str(artifact_dir if artifact_dir is not None else artifacts_beside(url))
+    if settings.keep_models:
+        given = settings.artifact_dir
+        artifacts = str(given if given is not None else artifacts_beside(url))
         artifact_store(artifacts)  # a bad folder fails here, not in every worker
-    enqueue_known(the_study, enqueue)
+    enqueue_known(the_study, settings.enqueue)
     recovered = fail_dead_workers_trials(the_study, opened)
     if os.environ.get("SLURM_JOB_ID"):  # a task of a job array: others may have been killed
         recovered += fail_ended_slurm_trials(the_study, opened)
-    job = _Job(
-        study=study,
-        storage=url,
-        n_trials=n_trials,
-        data=str(data),
-        jets=jets,
-        space=space,
-        sampler=sampler,
-        pruner=pruner,
-        max_epochs=max_epochs,
-        seed=seed,
-        expected_data=(settings["data"], settings["jets"]),
-        population=population,
-        seeds=seeds,
-        max_flops=max_flops,
-        artifacts=artifacts,
-        patience=patience,
-        noise=noise,
-    )
+    settings = dataclasses.replace(settings, storage=url, artifact_dir=artifacts)
     codes: list[int | None] = []
-    if count_finished(the_study) < n_trials and not _rule_says_stop(the_study, job):
-        codes = _run_workers(the_study, opened, job, workers, progress)
+    if count_finished(the_study) < settings.n_trials and not _rule_says_stop(the_study, settings):
+        codes = _run_workers(the_study, opened, settings, expected, progress)
+    return _summary(the_study, settings, codes, recovered)
+
+
+def _summary(
+    the_study: optuna.Study,
+    settings: StudySettings,
+    codes: list[int | None],
+    recovered: list[int],
+) -> StudySummary:
+    """What the run leaves behind."""
     finished = count_finished(the_study)
     failed = the_study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     best = _best_trial(the_study)
     if FAILING_EXIT_CODE in codes:
         status = "failing"
-    elif finished >= n_trials:
+    elif finished >= settings.n_trials:
         status = "done"
     else:
-        status = "stopped" if _rule_says_stop(the_study, job) else "incomplete"
+        status = "stopped" if _rule_says_stop(the_study, settings) else "incomplete"
     best_model = None
+    artifacts = settings.artifact_dir if settings.keep_models else None
     if best is not None and artifacts and "model_artifact" in best.user_attrs:
         best_model = str(model_file(best, artifacts))
     return StudySummary(
-        study=study,
-        n_trials=n_trials,
+        study=settings.study,
+        n_trials=settings.n_trials,
         finished=finished,
         status=status,
         best_number=best.number if best else None,

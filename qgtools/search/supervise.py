@@ -17,16 +17,19 @@ from qgtools.search.recovery import (
     fail_dead_workers_trials,
     fail_unclaimed_trials,
 )
-from qgtools.search.workers import _Job, _rule_says_stop, _worker
+from qgtools.search.settings import StudySettings
+from qgtools.search.workers import _rule_says_stop, _worker
 
 MAX_RESTARTS = 3  # a worker killed by a signal is replaced at most this often per run
-
-
 INTERRUPTED_EXIT_CODE = 130  # the shell's for Ctrl-C
 
 
 def _run_workers(
-    study: optuna.Study, storage: BaseStorage, job: _Job, workers: int, progress: bool
+    study: optuna.Study,
+    storage: BaseStorage,
+    job: StudySettings,
+    expected_data: tuple[str, int],
+    progress: bool,
 ) -> list[int | None]:
     """Start the worker processes, follow them with a progress bar, return the exit codes of
     every process started (in start order).
@@ -44,17 +47,17 @@ def _run_workers(
     started: list[multiprocessing.process.BaseProcess] = []
 
     def start(index: int) -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_worker, args=(index, job))
+        process = context.Process(target=_worker, args=(index, job, expected_data))
         with _sigint_ignored_by_children():
             process.start()
         started.append(process)
         return process
 
-    restarts = [0] * workers
+    restarts = [0] * job.workers
     before = {trial.number for trial in study.get_trials(deepcopy=False)}
     with _CtrlC() as ctrl_c:
         try:
-            slots = [start(index) for index in range(workers)]
+            slots = [start(index) for index in range(job.workers)]
             with tqdm(
                 total=job.n_trials,
                 initial=count_finished(study),

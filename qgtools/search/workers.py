@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import optuna
@@ -20,41 +19,19 @@ from qgtools.search.objective import make_objective
 from qgtools.search.populations import TRIALS_PER_SHAPE, optimize_population, population_size
 from qgtools.search.recovery import _fail_trial, _taken
 from qgtools.search.samplers import TPE_STARTUP_TRIALS, _TrialSeededSampler, make_pruner
+from qgtools.search.settings import StudySettings
 from qgtools.search.storage import open_storage
 from qgtools.stopping import NoImprovementStopper
 
 MAX_FAILS_IN_A_ROW = 5
-
-
 FAILING_EXIT_CODE = 3  # a worker's, and the command line's, after MAX_FAILS_IN_A_ROW
 
 
-@dataclass(frozen=True)
-class _Job:
-    """What every worker of one :func:`run_study` needs (picklable, for spawned processes)."""
-
-    study: str
-    storage: str
-    n_trials: int
-    data: str
-    jets: int
-    space: str
-    sampler: str
-    pruner: str
-    max_epochs: int
-    seed: int
-    expected_data: tuple[str, int]  # (origin, jets) the parent loaded: the workers must match
-    population: int = 1  # trials each worker trains at once (optimize_population)
-    seeds: int = 1  # training seeds per trial
-    max_flops: float | None = None  # the FLOPs-per-jet constraint
-    artifacts: str | None = None  # the folder for the kept models
-    patience: int | None = None  # the stopping rule (qgtools.stopping)
-    noise: float | None = None  # its noise; None: measured from the trials' seeds
-
-
-def _worker(index: int, job: _Job) -> None:
+def _worker(index: int, job: StudySettings, expected_data: tuple[str, int]) -> None:
     """One worker process: one torch thread, a sampler seeded from ``seed`` and each trial's
-    number, trials until the budget is met."""
+    number, trials until the budget is met. ``job`` has the run's storage URL and artifact
+    folder resolved; ``expected_data`` is the (origin, jets) the run loaded, which the worker's
+    own copy must match."""
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -63,10 +40,10 @@ def _worker(index: int, job: _Job) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataSourceWarning)  # the parent has said it once
         data = load(num_data=job.jets, source=job.data)
-    if (data.origin, len(data)) != job.expected_data:
+    if (data.origin, len(data)) != expected_data:
         raise ValueError(
-            f"Worker {index} loaded {data.source}, not the {job.expected_data[1]} jets of "
-            f"{job.expected_data[0]} the run started with: did the data change? Run again."
+            f"Worker {index} loaded {data.source}, not the {expected_data[1]} jets of "
+            f"{expected_data[0]} the run started with: did the data change? Run again."
         )
     study = optuna.load_study(
         study_name=job.study,
@@ -80,7 +57,7 @@ def _worker(index: int, job: _Job) -> None:
         job.max_epochs,
         num_threads=1,
         max_flops=job.max_flops,
-        artifacts=artifact_store(job.artifacts) if job.artifacts else None,
+        artifacts=artifact_store(job.artifact_dir) if job.keep_models else None,
     )
 
     def recorded(trial: Trial) -> object:
@@ -123,7 +100,7 @@ def rule_noise(study: optuna.Study, seeds: int) -> float | None:
     return float(np.median(spreads)) / math.sqrt(seeds) if spreads and seeds > 1 else None
 
 
-def _rule_says_stop(study: optuna.Study, job: _Job) -> bool:
+def _rule_says_stop(study: optuna.Study, job: StudySettings) -> bool:
     """Whether the job's stopping rule (if any) says the study is done."""
     if job.patience is None:
         return False
@@ -135,7 +112,7 @@ def _rule_says_stop(study: optuna.Study, job: _Job) -> bool:
 
 
 def _population_in_worker(
-    study: optuna.Study, data: JetData, job: _Job, left: int
+    study: optuna.Study, data: JetData, job: StudySettings, left: int
 ) -> list[FrozenTrial]:
     """One population (at most ``left`` trials at once, asking no more once the study has its
     budget); an error fails this worker's running trials with the reason (as
