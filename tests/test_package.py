@@ -19,6 +19,7 @@ PACKAGE = Path(qgtools.__file__).parent
 ROOT = PACKAGE.parent
 SEARCH = PACKAGE / "search"
 MAX_MODULE_LINES = 400  # in qgtools/search/
+MAX_FUNCTION_LINES = 80  # anywhere in qgtools, the docstring included
 
 LAYERS: dict[str, int] = {
     # foundations: need nothing of qgtools
@@ -142,6 +143,17 @@ def test_search_modules_stay_small():
         if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert long_modules == {}, f"split these modules (over {MAX_MODULE_LINES} lines)"
+
+
+def test_functions_stay_small():
+    long_functions = {
+        f"{path.relative_to(PACKAGE)}:{node.name}": node.end_lineno - node.lineno + 1
+        for path in files()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    }
+    assert long_functions == {}, f"split these functions (over {MAX_FUNCTION_LINES} lines)"
 
 
 def test_only_search_and_stopping_import_optuna_and_only_widgets_ipywidgets():

@@ -76,65 +76,114 @@ def optimize_population(
         raise ValueError(f"population={population} and seeds={seeds} must be at least 1.")
     if len(study.directions) != 1:
         raise ValueError("A population search maximises one value (validation rejection).")
-    n_trials = population if n_trials is None else n_trials
     space_fn = SPACES[space] if isinstance(space, str) else space
-    trials: list[Trial] = []
-    shape: dict = {}
-    owner: list[int] = []  # the trial of each member, by member index
+    asked = _Asked(
+        study,
+        space_fn,
+        max_epochs,
+        population,
+        seeds,
+        population if n_trials is None else n_trials,
+        keep_asking,
+    )
+    fit_population(
+        asked.ask(population),
+        data,
+        split_seed=split_seed,
+        num_threads=num_threads,
+        on_epoch=asked.report,
+        refill=lambda free: asked.ask(free // seeds),
+        on_leave=asked.leave,
+    )
+    return [study.trials[trial.number] for trial in asked.trials]
 
-    def ask(n: int) -> list[HParams]:
+
+class _Asked:
+    """The trials one :func:`optimize_population` has asked, and its members' trials: asks new
+    ones, reports their epochs, tells them as their members leave."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        space_fn: Space,
+        max_epochs: int,
+        population: int,
+        seeds: int,
+        n_trials: int,
+        keep_asking: Callable[[], bool] | None,
+    ) -> None:
+        self.study, self.space_fn, self.max_epochs = study, space_fn, max_epochs
+        self.population, self.seeds, self.n_trials = population, seeds, n_trials
+        self.keep_asking = keep_asking
+        self.trials: list[Trial] = []
+        self.shape: dict = {}
+        self.owner: list[int] = []  # the trial of each member, by member index
+        self.finished: dict[int, list] = {}  # trial -> its members' results, as they leave
+
+    def ask(self, n: int) -> list[HParams]:
         """Up to ``n`` new trials' members (``seeds`` each)."""
-        new = []
-        while len(new) < n * seeds and len(trials) < n_trials:
-            if trials and keep_asking is not None and not keep_asking():
+        new: list[HParams] = []
+        while len(new) < n * self.seeds and len(self.trials) < self.n_trials:
+            if self.trials and self.keep_asking is not None and not self.keep_asking():
                 break
-            sampler = study.sampler
-            trial = study.ask()
-            record_worker(trial)  # first: a failure below must find the trial's worker
-            try:
-                # the sampler is asked at each suggest, so it is swapped through space_fn
-                if trials:
-                    with warnings.catch_warnings():  # experimental in Optuna 5; what this needs
-                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                        study.sampler = optuna.samplers.PartialFixedSampler(shape, sampler)
-                hparams = space_fn(trial).replace(max_epochs=max_epochs)
-            finally:
-                study.sampler = sampler
-            if not trials:  # the first trial's draws fix the shape
-                shape.update({k: trial.params[k] for k in SHAPE_PARAMS if k in trial.params})
-            trial.set_user_attr("hparams", asdict(hparams))
-            trial.set_user_attr(
-                "population",
-                {
-                    "first": trials[0].number if trials else trial.number,
-                    "size": population,
-                    "seeds": seeds,
-                },
-            )
-            trials.append(trial)
-            owner.extend([len(trials) - 1] * seeds)
-            new += [hparams.replace(seed=hparams.seed + s) for s in range(seeds)]
+            trial, hparams = self._one()
+            self.trials.append(trial)
+            self.owner.extend([len(self.trials) - 1] * self.seeds)
+            new += [hparams.replace(seed=hparams.seed + s) for s in range(self.seeds)]
         return new
 
-    def report(alive: list[int], entries: list[dict]) -> list[int]:
+    def _one(self) -> tuple[Trial, HParams]:
+        """A new trial and its configuration, of the first trial's shape."""
+        study, trials = self.study, self.trials
+        sampler = study.sampler
+        trial = study.ask()
+        record_worker(trial)  # first: a failure below must find the trial's worker
+        try:
+            # the sampler is asked at each suggest, so it is swapped through space_fn
+            if trials:
+                with warnings.catch_warnings():  # experimental in Optuna 5; what this needs
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.sampler = optuna.samplers.PartialFixedSampler(self.shape, sampler)
+            hparams = self.space_fn(trial).replace(max_epochs=self.max_epochs)
+        finally:
+            study.sampler = sampler
+        if not trials:  # the first trial's draws fix the shape
+            self.shape.update({k: trial.params[k] for k in SHAPE_PARAMS if k in trial.params})
+        trial.set_user_attr("hparams", asdict(hparams))
+        trial.set_user_attr(
+            "population",
+            {
+                "first": trials[0].number if trials else trial.number,
+                "size": self.population,
+                "seeds": self.seeds,
+            },
+        )
+        return trial, hparams
+
+    def report(self, alive: list[int], entries: list[dict]) -> list[int]:
+        """Report each trial's mean over its seeds; the members to stop (pruned or diverged)."""
         rounds: dict[int, list[tuple[int, dict]]] = {}
         for i, entry in zip(alive, entries, strict=True):
-            rounds.setdefault(owner[i], []).append((i, entry))
+            rounds.setdefault(self.owner[i], []).append((i, entry))
         stop = []
         for t, seen in rounds.items():
             values = [entry["val_rejection"] for _, entry in seen]
-            if len(seen) < seeds or not all(math.isfinite(v) for v in values):
+            if len(seen) < self.seeds or not all(math.isfinite(v) for v in values):
                 stop += [i for i, _ in seen]  # a diverged seed ends its trial (the result says)
                 continue
-            trials[t].report(float(np.mean(values)), seen[0][1]["epoch"])
-            if trials[t].should_prune():
+            self.trials[t].report(float(np.mean(values)), seen[0][1]["epoch"])
+            if self.trials[t].should_prune():
                 stop += [i for i, _ in seen]
         return stop
 
-    finished: dict[int, list] = {}  # trial -> its members' results, as they leave
+    def leave(self, i: int, result) -> None:
+        """A member left; its trial ends as soon as its last member leaves."""
+        mine = self.finished.setdefault(self.owner[i], [])
+        mine.append(result)
+        if len(mine) == self.seeds:
+            self._tell(self.trials[self.owner[i]], mine)
 
-    def tell(t: int, mine: list) -> None:
-        trial = trials[t]
+    def _tell(self, trial: Trial, mine: list) -> None:
         trial.set_user_attr("best_epoch", mine[0].best_epoch)
         trial.set_user_attr("wall_time_s", round(sum(r.wall_time_s for r in mine), 2))
         trial.set_user_attr("n_params", mine[0].n_params)
@@ -144,32 +193,15 @@ def optimize_population(
                 "fail_reason",
                 f"diverged: the loss went NaN at epoch {len(diverged[0].history)}",
             )
-            study.tell(trial, state=TrialState.FAIL)
+            self.study.tell(trial, state=TrialState.FAIL)
         elif any(r.status == "pruned" for r in mine):
-            study.tell(trial, state=TrialState.PRUNED)
+            self.study.tell(trial, state=TrialState.PRUNED)
         else:
             values = [r.best_val_rejection for r in mine]
-            if seeds > 1:
+            if self.seeds > 1:
                 trial.set_user_attr("seed_values", [round(v, 4) for v in values])
                 trial.set_user_attr("seed_std", round(float(np.std(values, ddof=1)), 4))
-            study.tell(trial, float(np.mean(values)))
-
-    def leave(i: int, result) -> None:  # a trial ends as soon as its last member leaves
-        mine = finished.setdefault(owner[i], [])
-        mine.append(result)
-        if len(mine) == seeds:
-            tell(owner[i], mine)
-
-    fit_population(
-        ask(population),
-        data,
-        split_seed=split_seed,
-        num_threads=num_threads,
-        on_epoch=report,
-        refill=lambda free: ask(free // seeds),
-        on_leave=leave,
-    )
-    return [study.trials[trial.number] for trial in trials]
+            self.study.tell(trial, float(np.mean(values)))
 
 
 def search_populations(
