@@ -239,3 +239,16 @@ def test_public_names_keep_working():
         "reference": search.reference_space,
     }.items() <= search.SPACES.items()
     assert search.DEFAULT_STORAGE == "qg-studies.journal"
+
+
+def test_public_search_functions_document_their_arguments():
+    undocumented = [
+        f"{module}.{node.name}"
+        for module in search.MODULE_ORDER
+        for node in ast.parse((SEARCH / f"{module}.py").read_text()).body
+        if isinstance(node, ast.FunctionDef)
+        and not node.name.startswith("_")
+        and (node.args.args or node.args.kwonlyargs)
+        and "Args:" not in (ast.get_docstring(node) or "")
+    ]
+    assert undocumented == []

@@ -61,12 +61,14 @@ def test_optuna_dashboard_lists_and_serves_the_kept_models(tmp_path):
         )
         return answer["status"], body
 
-    status, body = get(f"/api/studies/{study._study_id}")
+    study_id = storage.get_study_id_from_name("kept")  # the ids the dashboard's URLs use
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    status, body = get(f"/api/studies/{study_id}")
     assert status.startswith("200")
     shown = json.loads(body)["trials"][0]["artifacts"]
     assert [a["artifact_id"] for a in shown] == [trial.user_attrs["model_artifact"]]
     assert shown[0]["filename"] == "trial-0-model.pt"
-    status, body = get(f"/artifacts/{study._study_id}/{trial._trial_id}/{shown[0]['artifact_id']}")
+    status, body = get(f"/artifacts/{study_id}/{trial_id}/{shown[0]['artifact_id']}")
     assert status.startswith("200")
     assert body == search.model_file(trial, tmp_path / "s.journal.artifacts").read_bytes()
 

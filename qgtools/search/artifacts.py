@@ -19,8 +19,15 @@ def artifacts_beside(url: str | os.PathLike | None = None) -> Path:
     file (``qg-studies.journal.artifacts``). A database server has no file to sit beside: name a
     folder yourself (``--artifact-dir``), one every worker reaches.
 
+    Args:
+        url: the storage (a journal path or ``sqlite:///`` URL); ``None``: ``$QG_STORAGE``,
+            else ``qg-studies.journal``.
+
     Raises:
         ValueError: for a storage that is not a local file.
+
+    Returns:
+        The folder's path (not created here).
     """
     resolved = storage_url(url)
     path = _local_file(resolved)
@@ -34,7 +41,17 @@ def artifacts_beside(url: str | os.PathLike | None = None) -> Path:
 
 def artifact_store(folder: str | os.PathLike) -> optuna.artifacts.FileSystemArtifactStore:
     """Optuna's file-system artifact store in ``folder`` (created if missing); what
-    ``optuna-dashboard --artifact-dir FOLDER`` reads."""
+    ``optuna-dashboard --artifact-dir FOLDER`` reads.
+
+    Args:
+        folder: the folder for the models.
+
+    Returns:
+        The store.
+
+    Raises:
+        ValueError: ``folder`` is a file.
+    """
     path = Path(folder).expanduser()
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path} is a file, not a folder: name a folder for the models.")
@@ -44,7 +61,16 @@ def artifact_store(folder: str | os.PathLike) -> optuna.artifacts.FileSystemArti
 
 def keep_model(trial: Trial, predictor, artifacts: optuna.artifacts.FileSystemArtifactStore) -> str:
     """Store a trial's trained model (:func:`qgtools.model.save_model`'s file) as an artifact of
-    the trial; its id goes into the user attribute ``model_artifact``. Returns the id."""
+    the trial; its id goes into the user attribute ``model_artifact``. Returns the id.
+
+    Args:
+        trial: the trial the model belongs to.
+        predictor: its trained model (a :class:`qgtools.model.Predictor`).
+        artifacts: the store (:func:`artifact_store`).
+
+    Returns:
+        The artifact id.
+    """
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="qg-model-") as folder:
@@ -60,9 +86,16 @@ def model_file(trial: FrozenTrial, folder: str | os.PathLike) -> Path:
     """The file holding a trial's kept model in the artifact ``folder``; load it with
     :func:`qgtools.model.load_model`.
 
+    Args:
+        trial: a trial of a run with ``keep_models``.
+        folder: the run's artifact folder.
+
     Raises:
         ValueError: the trial kept no model (not run with ``keep_models``, or not complete), or
             the file is not in ``folder``.
+
+    Returns:
+        The file's path.
     """
     artifact_id = trial.user_attrs.get("model_artifact")
     if artifact_id is None:
@@ -81,5 +114,16 @@ def model_file(trial: FrozenTrial, folder: str | os.PathLike) -> Path:
 
 
 def trial_model(trial: FrozenTrial, folder: str | os.PathLike):
-    """A trial's kept model, loaded without retraining (a :class:`qgtools.model.Predictor`)."""
+    """A trial's kept model, loaded without retraining (a :class:`qgtools.model.Predictor`).
+
+    Args:
+        trial: a trial of a run with ``keep_models``.
+        folder: the run's artifact folder.
+
+    Returns:
+        The model.
+
+    Raises:
+        ValueError: as :func:`model_file` raises it.
+    """
     return load_model(model_file(trial, folder))

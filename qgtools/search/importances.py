@@ -18,7 +18,14 @@ this, fewer than the cpu space has hyperparameters, the ranking is noise."""
 
 
 def importances_skipped(n_complete: int) -> str | None:
-    """Why importances are not drawn from ``n_complete`` complete trials; ``None`` when they are."""
+    """Why importances are not drawn from ``n_complete`` complete trials; ``None`` when they are.
+
+    Args:
+        n_complete: the study's complete trials.
+
+    Returns:
+        The reason, or ``None``.
+    """
     if n_complete >= MIN_TRIALS_FOR_IMPORTANCES:
         return None
     return (
@@ -32,8 +39,14 @@ def importance_spread(studies: Sequence[optuna.Study]) -> dict[str, np.ndarray]:
     array per parameter, one value per study (0 where a study's importances leave it out), the
     parameters ordered by their mean importance. Notebook 09: which rankings survive repeats.
 
+    Args:
+        studies: repeats of one study (same space and objective).
+
     Raises:
         ValueError: a study with fewer than ``MIN_TRIALS_FOR_IMPORTANCES`` complete trials.
+
+    Returns:
+        Parameter name -> an array of its importance in each study.
     """
     per_study = []
     for study in studies:

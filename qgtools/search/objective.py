@@ -33,7 +33,17 @@ METRICS = {name: direction for name, (direction, _) in _MEASURES.items()}
 
 
 def directions(metric: str | Sequence[str]) -> list[str]:
-    """Optuna directions for a metric name or a tuple of them."""
+    """Optuna directions for a metric name or a tuple of them.
+
+    Args:
+        metric: a name of ``METRICS``, or several.
+
+    Returns:
+        Their directions, in order.
+
+    Raises:
+        ValueError: an unknown name.
+    """
     names = [metric] if isinstance(metric, str) else list(metric)
     unknown = [name for name in names if name not in METRICS]
     if unknown:
@@ -42,7 +52,14 @@ def directions(metric: str | Sequence[str]) -> list[str]:
 
 
 def check_max_flops(max_flops: float | None) -> None:
-    """A ``ValueError`` naming the value unless ``max_flops`` is ``None`` or a positive number."""
+    """A ``ValueError`` naming the value unless ``max_flops`` is ``None`` or a positive number.
+
+    Args:
+        max_flops: the budget, or ``None``.
+
+    Raises:
+        ValueError: anything but ``None`` or a positive finite number.
+    """
     if max_flops is not None and not (
         isinstance(max_flops, (int, float))
         and not isinstance(max_flops, bool)
@@ -65,20 +82,30 @@ def make_objective(
     max_flops: float | None = None,
     artifacts: optuna.artifacts.FileSystemArtifactStore | None = None,
 ) -> Callable[[Trial], object]:
-    """An Optuna objective that trains one configuration from ``space``.
+    """An Optuna objective that trains one configuration from ``space`` (notebook 05).
 
-    Returns the trial's best validation rejection (or the tuple of ``metric`` values, for a
-    multi-objective study, without pruning). Stores ``asdict(hparams)`` as the user
-    attribute ``hparams`` and the worker's host and process as ``worker``. Prunes through
-    Optuna's Lightning callback when single-objective. A diverged run returns NaN, so
-    Optuna marks the trial failed and the study goes on; the reason is in ``fail_reason``.
+    Each trial stores ``asdict(hparams)`` as the user attribute ``hparams`` and its worker as
+    ``worker``, and is pruned through Optuna's Lightning callback when single-objective. A
+    diverged run returns NaN, so Optuna fails the trial and the study goes on (``fail_reason``).
 
-    With ``max_flops`` every trial gets the constraint ``flops_per_jet - max_flops`` (feasible
-    when <= 0, ``trial.set_constraint``; notebook 09). FLOPs are known before training, so an
-    infeasible trial is not trained: it is pruned at once, and the sampler learns from its
-    constraint value. With ``artifacts`` (an artifact store, see :func:`artifact_store`) each
-    complete trial's trained model (its best epoch) is stored there and its artifact id kept in
-    the user attribute ``model_artifact``: see :func:`trial_model`.
+    Args:
+        data: the jets, split with ``split_seed`` as every trial splits them.
+        space: a space or a name of ``SPACES``.
+        max_epochs: epochs per trial.
+        metric: a name of ``METRICS``, or several for a multi-objective study (no pruning).
+        num_threads: torch threads per trial; ``None`` leaves them.
+        split_seed: the split's seed, the same for every trial.
+        max_flops: a FLOPs-per-jet budget: each trial gets the constraint ``flops_per_jet -
+            max_flops`` (feasible when <= 0; notebook 09), and one over it is pruned untrained.
+        artifacts: a store (:func:`artifact_store`) for each complete trial's best model; its
+            id goes into the user attribute ``model_artifact`` (:func:`trial_model`).
+
+    Returns:
+        The objective: a trial's best validation rejection, or the tuple of its ``metric``s.
+
+    Raises:
+        ValueError: an unknown metric, a bad ``max_flops``, or ``max_flops`` with several
+            metrics.
     """
     from optuna_integration import PyTorchLightningPruningCallback
 
@@ -113,17 +140,28 @@ def make_objective(
             progress=False,
             num_threads=num_threads,
         )
-        trial.set_user_attr("best_epoch", result.best_epoch)
-        trial.set_user_attr("wall_time_s", round(result.wall_time_s, 2))
-        trial.set_user_attr("n_params", result.n_params)
-        if result.status != "ok":
-            trial.set_user_attr(
-                "fail_reason", f"{result.status}: the loss went NaN at epoch {len(result.history)}"
-            )
-            return math.nan if len(names) == 1 else tuple(math.nan for _ in names)
-        if artifacts is not None:
-            keep_model(trial, result.predictor, artifacts)
-        values = [_MEASURES[name][1](result, hparams) for name in names]
-        return values[0] if len(names) == 1 else tuple(values)
+        return _values(trial, result, hparams, names, artifacts)
 
     return objective
+
+
+def _values(
+    trial: Trial,
+    result: TrainResult,
+    hparams: HParams,
+    names: list[str],
+    artifacts: optuna.artifacts.FileSystemArtifactStore | None,
+) -> object:
+    """Record a trained trial's attributes (and model); its value or values (NaN: diverged)."""
+    trial.set_user_attr("best_epoch", result.best_epoch)
+    trial.set_user_attr("wall_time_s", round(result.wall_time_s, 2))
+    trial.set_user_attr("n_params", result.n_params)
+    if result.status != "ok":
+        trial.set_user_attr(
+            "fail_reason", f"{result.status}: the loss went NaN at epoch {len(result.history)}"
+        )
+        return math.nan if len(names) == 1 else tuple(math.nan for _ in names)
+    if artifacts is not None:
+        keep_model(trial, result.predictor, artifacts)
+    values = [_MEASURES[name][1](result, hparams) for name in names]
+    return values[0] if len(names) == 1 else tuple(values)

@@ -29,7 +29,15 @@ def population_size(study: optuna.Study, population: int) -> int:
     trials (at least 1). A pruner compares a trial with completed ones, so a study's first
     population of K would run unpruned while it has nothing to compare with; this way the first
     populations are single trials (the sampler's start-up draws a shape each, as it draws a
-    trial) and the size grows as trials complete."""
+    trial) and the size grows as trials complete.
+
+    Args:
+        study: the study.
+        population: the size asked for.
+
+    Returns:
+        The size, at least 1.
+    """
     complete = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
     return max(1, min(population, complete))
 
@@ -69,8 +77,23 @@ def optimize_population(
     unchanged.
     Single-objective (validation rejection) studies only.
 
+    Args:
+        study: a single-objective study.
+        data: the jets, split with ``split_seed``.
+        space: a space or a name of ``SPACES``.
+        max_epochs: epochs per trial.
+        population: trials at once, 1 or more.
+        seeds: training seeds per trial, 1 or more.
+        n_trials: trials to ask in all (default ``population``).
+        keep_asking: asked before each new trial after the first; ``False`` stops asking.
+        num_threads: torch threads; ``None`` leaves them.
+        split_seed: the split's seed.
+
     Returns:
         The trials, in the order they were asked.
+
+    Raises:
+        ValueError: ``population`` or ``seeds`` below 1, or a multi-objective study.
     """
     if population < 1 or seeds < 1:
         raise ValueError(f"population={population} and seeds={seeds} must be at least 1.")
@@ -222,8 +245,17 @@ def search_populations(
     ``n_trials`` trials have been asked or ``timeout`` seconds have passed (then no new trial
     starts; the running ones finish). The in-process counterpart of ``study.optimize``.
 
+    Args:
+        study, data, space, max_epochs, population, seeds, num_threads, split_seed: as
+            :func:`optimize_population` takes them.
+        n_trials: trials to ask in all, or ``None`` (then ``timeout`` ends the search).
+        timeout: seconds after which no new trial starts, or ``None``.
+
     Returns:
         The trials it ran, in the order they were asked.
+
+    Raises:
+        ValueError: neither ``n_trials`` nor ``timeout``.
     """
     if n_trials is None and timeout is None:
         raise ValueError("Give n_trials or timeout (or both): a search needs an end.")

@@ -26,9 +26,15 @@ def serve_proxy(
     to an address only the cluster's nodes reach (never ``0.0.0.0`` on a machine open to the
     internet). It cannot front a journal file (Optuna's limit) or another proxy.
 
+    Args:
+        storage: an RDB URL; ``None``: ``$QG_STORAGE``.
+        host: the address to listen on.
+        port: the port.
+
     Raises:
         ValueError: a storage that is not an RDB URL, or a port already in use.
     """
+    # private: the public run_grpc_proxy_server cannot stop on SIGTERM or say a taken port
     from optuna.storages._grpc.server import make_server
 
     url = storage_url(storage)
@@ -39,7 +45,8 @@ def serve_proxy(
         )
     if _in_memory(url):
         raise ValueError(f"Storage {_mask(url)!r} is in memory: the proxy needs a database.")
-    cached = optuna.storages.get_storage(open_storage(url))  # Optuna's in-process trial cache
+    # internal, but what run_grpc_proxy_server's documentation asks for: the trial cache
+    cached = optuna.storages.get_storage(open_storage(url))
     try:
         server = make_server(cached, host, port)
         server.start()

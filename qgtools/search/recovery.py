@@ -18,7 +18,11 @@ from qgtools.stopping import FINISHED
 
 def record_worker(trial: Trial) -> None:
     """Note which host and process runs the trial (user attribute ``worker``) and, under SLURM,
-    which job and array task (``slurm``), so a dead worker's trial can be failed."""
+    which job and array task (``slurm``), so a dead worker's trial can be failed.
+
+    Args:
+        trial: the trial this process runs.
+    """
     import psutil
 
     pid = os.getpid()
@@ -61,6 +65,14 @@ def fail_dead_workers_trials(
     returns False when another process finished the trial first). ``reasons`` maps process ids
     to the ``fail_reason`` their trials get (default: the worker died mid-trial). Returns trial
     numbers.
+
+    Args:
+        study: the study.
+        storage: the storage it was opened with.
+        reasons: process id -> the ``fail_reason`` its trials get.
+
+    Returns:
+        The trial numbers failed.
     """
     host, failed = socket.gethostname(), []
     study_id = storage.get_study_id_from_name(study.study_name)
@@ -91,7 +103,14 @@ SLURM_LIVE_STATES = {"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "CONFIGURI
 
 def slurm_jobs_running(job_ids: Sequence[str]) -> set[str] | None:
     """The ones of ``job_ids`` that SLURM still runs (one ``squeue`` call); ``None`` when squeue
-    is missing or cannot say (the controller does not answer)."""
+    is missing or cannot say (the controller does not answer).
+
+    Args:
+        job_ids: SLURM job ids.
+
+    Returns:
+        The ones still running, or ``None``.
+    """
     if not job_ids:
         return set()
     try:
@@ -115,6 +134,13 @@ def fail_ended_slurm_trials(study: optuna.Study, storage: BaseStorage) -> list[i
     What recovers, on a cluster, the trial of an array task that SLURM killed whole (time
     limit, ``scancel``, a lost node) when no heartbeat does (the gRPC proxy, a journal): each
     task calls it as it starts. Does nothing when squeue cannot answer. Returns trial numbers.
+
+    Args:
+        study: the study.
+        storage: the storage it was opened with.
+
+    Returns:
+        The trial numbers failed.
     """
     mine = os.environ.get("SLURM_JOB_ID")
     running = [
@@ -148,6 +174,16 @@ def fail_unclaimed_trials(
     stopped: trials not in ``before`` (the trial numbers that existed when the run started)
     that are still running and unclaimed after ``grace`` seconds (a worker of another run
     claims its trial within milliseconds) are failed with ``reason``. Returns trial numbers.
+
+    Args:
+        study: the study.
+        storage: the storage it was opened with.
+        before: the trial numbers that existed when the run started.
+        reason: the ``fail_reason`` the trials get.
+        grace: seconds to wait before failing them.
+
+    Returns:
+        The trial numbers failed.
     """
 
     def unclaimed() -> list[FrozenTrial]:
@@ -165,7 +201,14 @@ def fail_unclaimed_trials(
 
 
 def count_finished(study: optuna.Study) -> int:
-    """Complete and pruned trials (failed ones do not count toward the budget)."""
+    """Complete and pruned trials (failed ones do not count toward the budget).
+
+    Args:
+        study: the study.
+
+    Returns:
+        How many of its trials are complete or pruned.
+    """
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 

@@ -122,6 +122,12 @@ def run_studies(
     the same study whatever else runs (only times differ). Kept models go
     :func:`artifacts_beside` the storage. Plans are started in the order given.
 
+    Args:
+        plans: the studies (:class:`StudyPlan`, checked as :meth:`StudyPlan.settings`).
+        storage: a storage file all processes share (not in memory).
+        data, jets: what each process loads (:func:`qgtools.data.load`).
+        processes: processes side by side.
+
     Returns:
         The studies by name, loaded from the storage, each with its plan's sampler (so it can
         be asked for more), and the seconds each took in the user attribute ``seconds``.

@@ -36,6 +36,18 @@ def report(
     ``ValueError`` naming the studies there, and creates no file (no storage, no ``out``).
     When the best trial kept its model (``--keep-models``), says where it is (in
     ``artifact_dir``, by default beside the storage).
+
+    Args:
+        study: the study's name.
+        storage: its storage; ``None``: ``$QG_STORAGE``, else ``qg-studies.journal``.
+        out: the folder for the plots (created).
+        artifact_dir: where the run kept its models, if not beside the storage.
+
+    Returns:
+        The paths of the plots written (empty without a complete trial).
+
+    Raises:
+        ValueError: no such study or storage.
     """
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)

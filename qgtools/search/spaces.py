@@ -43,6 +43,12 @@ def reference_space(trial: Trial) -> HParams:
     batch 100, raw taus.
 
     A GPU-sized space: a trial with 10 x 2048 takes hours on a laptop CPU.
+
+    Args:
+        trial: the trial that draws the configuration.
+
+    Returns:
+        The configuration, an :class:`~qgtools.model.HParams`.
     """
     return HParams(
         input_channels=trial.suggest_int("input_channels", 2, 45),
@@ -63,6 +69,13 @@ def cpu_space(trial: Trial) -> HParams:
 
     Conditional parameters: ``dropout`` only when ``use_dropout``; the StepLR ``patience`` and
     ``factor`` only when ``lr_decay`` (else the learning rate stays constant).
+
+    Args:
+        trial: the trial that draws the configuration (from ``CPU_RANGES`` and
+            ``CPU_CHOICES``).
+
+    Returns:
+        The configuration, an :class:`~qgtools.model.HParams`.
     """
     use_dropout = trial.suggest_categorical("use_dropout", [True, False])
     lr_decay = trial.suggest_categorical("lr_decay", [True, False])
@@ -97,7 +110,14 @@ def _choose(trial: Trial, name: str) -> object:
 def continuous_space(trial: Trial) -> HParams:
     """A small all-continuous space (notebook 09): learning rate, dropout, StepLR factor and width
     (an integer, searched on a log scale); the rest as ``CPU_HPARAMS``, with the learning rate
-    stepped every 2 epochs so that the factor matters in short trials."""
+    stepped every 2 epochs so that the factor matters in short trials.
+
+    Args:
+        trial: the trial that draws the configuration.
+
+    Returns:
+        The configuration, an :class:`~qgtools.model.HParams`.
+    """
     return CPU_HPARAMS.replace(
         lr=trial.suggest_float("lr", 1e-4, 3e-2, log=True),
         dropout=trial.suggest_float("dropout", 0.0, 0.5),
@@ -135,8 +155,14 @@ def cpu_space_params(hparams: HParams) -> dict[str, object]:
     ``dropout=0`` is ``use_dropout=False``, and ``factor=1`` (the learning rate never changes)
     is ``lr_decay=False``; only the parameters the space then asks for are given.
 
+    Args:
+        hparams: a configuration the cpu space can make.
+
     Raises:
         ValueError: a value the cpu space cannot make, named with the space's range.
+
+    Returns:
+        The parameters, by name, in the order the space asks for them.
     """
     use_dropout, lr_decay = hparams.dropout > 0, hparams.factor != 1.0
     used = ["n_layers", "n_channels", "lr"] + ["dropout"] * use_dropout
@@ -185,8 +211,15 @@ def enqueue_known(study: optuna.Study, names: Sequence[str]) -> list[str]:
     notebook 09): the next trials train them, whatever the sampler. A configuration the study
     has already tried or queued is not queued again, so a rerun or a second worker adds nothing.
 
+    Args:
+        study: the study to queue them in.
+        names: names of ``KNOWN_CONFIGURATIONS``.
+
     Returns:
-        The names, in order. Raises ValueError for an unknown name.
+        The names, in order.
+
+    Raises:
+        ValueError: an unknown name.
     """
     _check_known(names)
     for name in names:
@@ -199,11 +232,28 @@ def enqueue_known(study: optuna.Study, names: Sequence[str]) -> list[str]:
 
 
 def hparams_of(trial: FrozenTrial) -> HParams:
-    """Rebuild a trial's configuration from its ``hparams`` user attribute."""
+    """Rebuild a trial's configuration from its ``hparams`` user attribute.
+
+    Args:
+        trial: a trial of :func:`make_objective` or :func:`optimize_population`.
+
+    Returns:
+        Its :class:`~qgtools.model.HParams`.
+
+    Raises:
+        KeyError: a trial without the attribute (not run by ``qgtools``).
+    """
     return HParams(**trial.user_attrs["hparams"])
 
 
 def flops_per_jet(hparams: HParams) -> int:
-    """Multiply-adds x 2 of one forward pass (Linear layers; norms and activations left out)."""
+    """Multiply-adds x 2 of one forward pass (Linear layers; norms and activations left out).
+
+    Args:
+        hparams: the configuration.
+
+    Returns:
+        FLOPs per jet, an integer.
+    """
     widths = [hparams.input_channels] + [hparams.n_channels] * hparams.n_layers + [1]
     return 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))

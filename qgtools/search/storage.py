@@ -45,6 +45,17 @@ def open_storage(url: str | os.PathLike | None = None) -> BaseStorage:
     no heartbeat: a dead worker's trial is failed by its run on the same host, by
     the next run on that host (:func:`fail_dead_workers_trials`) or, under SLURM, by the next
     task (:func:`fail_ended_slurm_trials`).
+
+    Args:
+        url: a ``.journal`` path, an RDB URL or ``grpc://host:port``; ``None``:
+            ``$QG_STORAGE``, else ``qg-studies.journal``.
+
+    Returns:
+        The storage.
+
+    Raises:
+        ValueError: a URL of no storage, a missing folder, a damaged journal, a database
+            that cannot be opened or a proxy that does not answer, said without the password.
     """
     url = storage_url(url)
     if url.startswith("grpc://"):

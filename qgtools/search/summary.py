@@ -54,6 +54,11 @@ def format_params(params: Mapping[str, object], width: int = 88, indent: str = "
     ``width`` characters that each start with ``indent`` (a long line runs off a terminal, and
     JupyterLab breaks it mid-word). Notebook 06 and the report.
 
+    Args:
+        params: name -> value.
+        width: the longest line.
+        indent: what starts each line.
+
     Returns:
         The lines joined by newlines (``""`` for no parameters), each pair whole on one line, a
         comma ending every line but the last: ``    lr=0.00123, n_channels=64, batch_size=256``.

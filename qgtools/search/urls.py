@@ -58,7 +58,14 @@ def _scrub(text: str, url: str) -> str:
 
 
 def storage_url(url: str | os.PathLike | None = None) -> str:
-    """``url`` itself when given, else ``$QG_STORAGE`` when set, else ``qg-studies.journal``."""
+    """``url`` itself when given, else ``$QG_STORAGE`` when set, else ``qg-studies.journal``.
+
+    Args:
+        url: the storage given, or ``None``.
+
+    Returns:
+        The storage's URL or path.
+    """
     if url is not None and str(url):
         return str(url)
     return os.environ.get(STORAGE_VARIABLE, "").strip() or DEFAULT_STORAGE

@@ -91,7 +91,15 @@ def _worker(index: int, job: StudySettings, expected_data: tuple[str, int]) -> N
 def rule_noise(study: optuna.Study, seeds: int) -> float | None:
     """The stopping rule's noise measured from a study run with ``seeds`` > 1: the median
     seed-to-seed spread of its complete trials over the square root of ``seeds`` (a trial's
-    value is a mean over its seeds). ``None`` until a trial has it."""
+    value is a mean over its seeds). ``None`` until a trial has it.
+
+    Args:
+        study: the study.
+        seeds: training seeds per trial.
+
+    Returns:
+        The noise, or ``None``.
+    """
     spreads = [
         t.user_attrs["seed_std"]
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
