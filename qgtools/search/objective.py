@@ -18,7 +18,6 @@ from qgtools.train import TrainResult, fit
 
 SPLIT_SEED = 0  # every trial of every study is judged on the same split
 
-
 _MEASURES: dict[str, tuple[str, Callable[[TrainResult, HParams], float]]] = {
     "val_rejection": ("maximize", lambda result, _: result.best_val_rejection),
     "val_auc": ("maximize", lambda result, _: result.best_val_auc),

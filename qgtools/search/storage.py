@@ -21,15 +21,9 @@ from qgtools.search.urls import (
     storage_url,
 )
 
-HEARTBEAT_S, GRACE_S = 10, 30
-
-
+HEARTBEAT_S, GRACE_S = 10, 30  # RDBStorage's heartbeat and the grace before a trial fails
 PROXY_PORT = 13000  # Optuna's default for its gRPC storage proxy
-
-
 PROXY_WAIT_S = 10  # how long a worker waits for the proxy to answer
-
-
 SCHEMA_RACE_RETRIES = 5
 """How often :func:`open_storage` tries again after losing the race to create Optuna's tables."""
 

@@ -8,11 +8,7 @@ import re
 from pathlib import Path
 
 DEFAULT_STORAGE = "qg-studies.journal"
-
-
 STORAGE_VARIABLE = "QG_STORAGE"  # names the storage when none is given: no password in argv
-
-
 _QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)([^&]*)")
 
 
