@@ -41,6 +41,8 @@ import numpy as np
 import optuna
 
 from qgtools import search
+from qgtools.search.storage import _with_installed_driver
+from qgtools.stopping import FINISHED
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_SAID = "the shipped offline sample (our regeneration, not the EnergyFlow file)"
@@ -56,7 +58,7 @@ def study_settings(args: argparse.Namespace) -> list[str]:
 
 def finished_trials(study: str, url: str) -> list[optuna.trial.FrozenTrial]:
     loaded = optuna.load_study(study_name=study, storage=search.open_storage(url))
-    return loaded.get_trials(deepcopy=False, states=search.FINISHED)
+    return loaded.get_trials(deepcopy=False, states=FINISHED)
 
 
 def span_minutes(trials: list[optuna.trial.FrozenTrial]) -> float:
@@ -72,7 +74,7 @@ class ConnectionCounter(threading.Thread):
         super().__init__(daemon=True)
         import sqlalchemy
 
-        self._engine = sqlalchemy.create_engine(search._with_installed_driver(url))
+        self._engine = sqlalchemy.create_engine(_with_installed_driver(url))
         self._query = sqlalchemy.text(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"

@@ -114,14 +114,28 @@ def fetch(
     problem = cache_problem(path)
     if problem:
         raise OSError(f"cannot cache the download: {problem}.")
+    if _is_verified(path, expected_sha256):
+        return path
+    return _download_verified(path, url, expected_sha256, timeout, deadline, progress)
+
+
+def _is_verified(path: Path, expected_sha256: str) -> bool:
+    """Whether the cached file is there with the expected SHA-256; an ``OSError`` naming it when
+    it cannot be read."""
     try:
-        if path.exists() and sha256(path) == expected_sha256:
-            return path
+        return path.exists() and sha256(path) == expected_sha256
     except OSError as error:
         raise OSError(
             f"cannot read the cached file {path} ({error}): fix its permissions, or move it "
             "away and fetch again."
         ) from error
+
+
+def _download_verified(
+    path: Path, url: str, expected_sha256: str, timeout: float, deadline: float, progress: bool
+) -> Path:
+    """Download ``url`` to a temporary file beside ``path`` and rename it into place once its
+    SHA-256 matches (see :func:`fetch`)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)

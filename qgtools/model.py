@@ -167,9 +167,6 @@ lr 3e-4, 64 channels; validation 25.4). It was the first of a four-way exact tie
 the grid loop's order (``max`` returns the first maximum), and within the seed noise of its
 neighbours: one pick among ties, not the grid's one best. Later notebooks compare to it."""
 
-CPU_MODEL = CPU_HPARAMS  # the old name, kept for compatibility
-HAND_TUNED = HAND_TUNED_HPARAMS  # the old name, kept for compatibility
-
 
 def make_mlp(
     input_channels: int = 45,

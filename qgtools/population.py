@@ -306,106 +306,146 @@ def fit_population(
     y = torch.as_tensor(train.y, dtype=torch.float32)
     X_val = torch.as_tensor(preprocessor.transform(val.X)[:, :k_in], dtype=torch.float32)
     y_val = torch.as_tensor(val.y, dtype=torch.float32)
-    trackers = [_Tracker(hp, []) for hp in members]
-    alive = list(range(len(members)))
-    results: dict[int, TrainResult] = {}
 
-    def settle() -> None:
-        """The result of each member that has left, once, to ``on_leave`` too."""
-        for i in sorted(set(range(len(trackers))) - set(alive) - set(results)):
-            results[i] = _result(trackers[i], preprocessor, split_seed, split_sizes, data)
-            if on_leave is not None:
-                on_leave(i, results[i])
+    def result(tracker: _Tracker) -> TrainResult:
+        return _result(tracker, preprocessor, split_seed, split_sizes, data)
 
     with torch_threads(num_threads):
-        net = StackedMLP(members)
-        optimizer = StackedAdamW(net.params)
-
-        def drop(keep: torch.Tensor) -> None:
-            nonlocal alive
-            alive = [alive[j] for j in keep.tolist()]
-            net.keep(keep)
-            optimizer.keep(keep)
-
-        while alive:
+        run = _Rounds(members, result, on_leave)
+        while run.alive:
             round_start = time.perf_counter()
-            epochs = [len(trackers[i].history) for i in alive]
-            lr = torch.tensor([_rate(net.members[j], e) for j, e in enumerate(epochs)])
-            pos_weight = torch.tensor([[hp.pos_weight] for hp in net.members])
-            orders = torch.stack(
-                [batch_order(hp.seed, e, len(y)) for hp, e in zip(net.members, epochs, strict=True)]
-            )
-            losses: list[torch.Tensor] = []
-            for first in range(0, len(y), shape.batch_size):
-                if orders[:, first : first + shape.batch_size].shape[1] < 2:
-                    continue  # BatchNorm cannot train on one jet (as in fit)
-                while alive:  # again without the members that diverged on this batch
-                    rows = orders[:, first : first + shape.batch_size]
-                    logits = net.forward(X[rows], training=True)
-                    loss = nn.functional.binary_cross_entropy_with_logits(
-                        logits, y[rows], pos_weight=pos_weight, reduction="none"
-                    ).mean(dim=1)
-                    finite = torch.isfinite(loss)
-                    if bool(finite.all()):
-                        break
-                    for j in (~finite).nonzero().flatten().tolist():
-                        tracker = trackers[alive[j]]
-                        tracker.status = "diverged"
-                        tracker.history.append(_nan_entry(epochs[j], lr[j]))
-                    keep = finite.nonzero().flatten()
-                    drop(keep)
-                    epochs = [epochs[j] for j in keep.tolist()]
-                    orders, lr, pos_weight = orders[keep], lr[keep], pos_weight[keep]
-                    losses = [past[keep] for past in losses]
-                if not alive:
-                    break
-                net.zero_grad()
-                loss.sum().backward()
-                optimizer.step(net.params, lr)
-                losses.append(loss.detach())
-            if not alive:
+            epochs, pos_weight, losses = run.train_epoch(X, y, shape.batch_size)
+            if not run.alive:
                 break
             train_s = time.perf_counter() - round_start
             # as fit's history: the rate after this epoch's StepLR step
-            after = torch.tensor([_rate(net.members[j], e + 1) for j, e in enumerate(epochs)])
-            entries = _validate(net, X_val, y_val, pos_weight, epochs, after, losses, train_s)
-            for j, (i, entry) in enumerate(zip(alive, entries, strict=True)):
-                tracker = trackers[i]
-                earlier = [
-                    h["val_rejection"] for h in tracker.history if math.isfinite(h["val_auc"])
-                ]
-                tracker.history.append(entry)
-                if math.isfinite(entry["val_auc"]) and entry["val_rejection"] > max(
-                    earlier, default=-1.0
-                ):
-                    tracker.best_epoch, tracker.best_state = entry["epoch"], net.state(j)
-                tracker.last_state = net.state(j)
-            stop = set(on_epoch(list(alive), entries)) if on_epoch else set()
-            for i, entry in zip(alive, entries, strict=True):
-                if not math.isfinite(entry["val_auc"]):
-                    stop.add(i)
-                    trackers[i].status = "diverged"
-                elif i in stop:
-                    trackers[i].status = "pruned"
-            done = stop | {i for i in alive if len(trackers[i].history) >= shape.max_epochs}
-            share = (time.perf_counter() - round_start) / len(alive)
-            for i in alive:
-                trackers[i].wall_time_s += share
-            if done:
-                drop(
-                    torch.tensor(
-                        [j for j, i in enumerate(alive) if i not in done], dtype=torch.long
-                    )
-                )
-            settle()
-            new = prepared(refill(places - len(alive))) if refill and len(alive) < places else []
+            after = torch.tensor([_rate(run.net.members[j], e + 1) for j, e in enumerate(epochs)])
+            entries = _validate(run.net, X_val, y_val, pos_weight, epochs, after, losses, train_s)
+            run.record(entries)
+            stop = set(on_epoch(list(run.alive), entries)) if on_epoch else set()
+            run.end_round(entries, stop, shape.max_epochs, round_start)
+            free = places - len(run.alive)
+            new = prepared(refill(free)) if refill and len(run.alive) < places else []
             if new:  # net.add checks that they share the shape
-                net.add(new)
-                optimizer.add(net.params, len(new))
-                alive += range(len(trackers), len(trackers) + len(new))
-                trackers += [_Tracker(hp, []) for hp in new]
-        settle()
-    return [results[i] for i in range(len(trackers))]
+                run.add(new)
+        run.settle()
+    return [run.results[i] for i in range(len(run.trackers))]
+
+
+class _Rounds:
+    """The state of one :func:`fit_population`: the stacked network, its optimiser, each
+    member's tracker, the members still training (``alive``) and the results of those gone."""
+
+    def __init__(
+        self,
+        members: list[HParams],
+        result: Callable[[_Tracker], TrainResult],
+        on_leave: Callable[[int, TrainResult], object] | None,
+    ) -> None:
+        self.trackers = [_Tracker(hp, []) for hp in members]
+        self.alive = list(range(len(members)))
+        self.results: dict[int, TrainResult] = {}
+        self.result, self.on_leave = result, on_leave
+        self.net = StackedMLP(members)
+        self.optimizer = StackedAdamW(self.net.params)
+
+    def drop(self, keep: torch.Tensor) -> None:
+        """Keep only the alive members at the positions ``keep``."""
+        self.alive = [self.alive[j] for j in keep.tolist()]
+        self.net.keep(keep)
+        self.optimizer.keep(keep)
+
+    def settle(self) -> None:
+        """The result of each member that has left, once, to ``on_leave`` too."""
+        for i in sorted(set(range(len(self.trackers))) - set(self.alive) - set(self.results)):
+            self.results[i] = self.result(self.trackers[i])
+            if self.on_leave is not None:
+                self.on_leave(i, self.results[i])
+
+    def train_epoch(
+        self, X: torch.Tensor, y: torch.Tensor, batch_size: int
+    ) -> tuple[list[int], torch.Tensor, list[torch.Tensor]]:
+        """One epoch of every alive member, dropping those whose loss goes NaN or infinite;
+        the alive members' epochs, their ``pos_weight`` and the batches' losses."""
+        net, trackers = self.net, self.trackers
+        epochs = [len(trackers[i].history) for i in self.alive]
+        lr = torch.tensor([_rate(net.members[j], e) for j, e in enumerate(epochs)])
+        pos_weight = torch.tensor([[hp.pos_weight] for hp in net.members])
+        orders = torch.stack(
+            [batch_order(hp.seed, e, len(y)) for hp, e in zip(net.members, epochs, strict=True)]
+        )
+        losses: list[torch.Tensor] = []
+        for first in range(0, len(y), batch_size):
+            if orders[:, first : first + batch_size].shape[1] < 2:
+                continue  # BatchNorm cannot train on one jet (as in fit)
+            while self.alive:  # again without the members that diverged on this batch
+                rows = orders[:, first : first + batch_size]
+                logits = net.forward(X[rows], training=True)
+                loss = nn.functional.binary_cross_entropy_with_logits(
+                    logits, y[rows], pos_weight=pos_weight, reduction="none"
+                ).mean(dim=1)
+                finite = torch.isfinite(loss)
+                if bool(finite.all()):
+                    break
+                for j in (~finite).nonzero().flatten().tolist():
+                    tracker = trackers[self.alive[j]]
+                    tracker.status = "diverged"
+                    tracker.history.append(_nan_entry(epochs[j], lr[j]))
+                keep = finite.nonzero().flatten()
+                self.drop(keep)
+                epochs = [epochs[j] for j in keep.tolist()]
+                orders, lr, pos_weight = orders[keep], lr[keep], pos_weight[keep]
+                losses = [past[keep] for past in losses]
+            if not self.alive:
+                break
+            net.zero_grad()
+            loss.sum().backward()
+            self.optimizer.step(net.params, lr)
+            losses.append(loss.detach())
+        return epochs, pos_weight, losses
+
+    def record(self, entries: list[dict]) -> None:
+        """Append each alive member's validation entry; keep its best and last weights."""
+        for j, (i, entry) in enumerate(zip(self.alive, entries, strict=True)):
+            tracker = self.trackers[i]
+            earlier = [h["val_rejection"] for h in tracker.history if math.isfinite(h["val_auc"])]
+            tracker.history.append(entry)
+            if math.isfinite(entry["val_auc"]) and entry["val_rejection"] > max(
+                earlier, default=-1.0
+            ):
+                tracker.best_epoch, tracker.best_state = entry["epoch"], self.net.state(j)
+            tracker.last_state = self.net.state(j)
+
+    def end_round(
+        self, entries: list[dict], stop: set[int], max_epochs: int, round_start: float
+    ) -> None:
+        """Mark the stopped and diverged members, share the round's time, let the finished
+        ones leave and settle them."""
+        trackers = self.trackers
+        for i, entry in zip(self.alive, entries, strict=True):
+            if not math.isfinite(entry["val_auc"]):
+                stop.add(i)
+                trackers[i].status = "diverged"
+            elif i in stop:
+                trackers[i].status = "pruned"
+        done = stop | {i for i in self.alive if len(trackers[i].history) >= max_epochs}
+        share = (time.perf_counter() - round_start) / len(self.alive)
+        for i in self.alive:
+            trackers[i].wall_time_s += share
+        if done:
+            self.drop(
+                torch.tensor(
+                    [j for j, i in enumerate(self.alive) if i not in done], dtype=torch.long
+                )
+            )
+        self.settle()
+
+    def add(self, new: list[HParams]) -> None:
+        """Bring ``new`` members (of the same shape) into the free places."""
+        self.net.add(new)
+        self.optimizer.add(self.net.params, len(new))
+        self.alive += range(len(self.trackers), len(self.trackers) + len(new))
+        self.trackers += [_Tracker(hp, []) for hp in new]
 
 
 def _rate(hp: HParams, epoch: int) -> float:

@@ -45,7 +45,6 @@ __all__ = [
     "ROWS_PER_STEP",
     "LightningMLP",
     "Predictor",
-    "QGClassifier",
     "QGDataModule",
     "TensorBatches",
     "TrainResult",
@@ -314,9 +313,6 @@ class LightningMLP(LightningModule):
             }
 
 
-QGClassifier = LightningMLP  # the old name (it lived in qgtools.model), kept for compatibility
-
-
 # --------------------------------------------------------------------------- fit and evaluate
 
 
@@ -341,11 +337,6 @@ class TrainResult:
     status: str
     predictor: Predictor
     last_predictor: Predictor | None = None
-
-    @property
-    def model(self) -> Predictor:
-        """The old name of :attr:`predictor`, kept for compatibility."""
-        return self.predictor
 
 
 @contextmanager
@@ -442,20 +433,41 @@ def fit(
         n_params = count_parameters(module.network)
         if progress is None:
             progress = 6 * n_params * len(train) * hparams.max_epochs > 5e12
-        trainer = Trainer(
-            max_epochs=hparams.max_epochs,
-            accelerator=accelerator,
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=progress,
-            num_sanity_val_steps=0,
-            callbacks=list(callbacks),
-        )
+        trainer = _trainer(hparams.max_epochs, accelerator, progress, callbacks)
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
         wall_time = time.perf_counter() - start
+    return _result(module, n_params, wall_time, preprocessor, split_seed, split_sizes, data)
+
+
+def _trainer(
+    max_epochs: int, accelerator: str, progress: bool, callbacks: Sequence[Callback]
+) -> Trainer:
+    """Lightning's trainer as :func:`fit` uses it: one device, no logger or checkpoints."""
+    return Trainer(
+        max_epochs=max_epochs,
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+        num_sanity_val_steps=0,
+        callbacks=list(callbacks),
+    )
+
+
+def _result(
+    module: LightningMLP,
+    n_params: int,
+    wall_time: float,
+    preprocessor: Preprocessor,
+    split_seed: int,
+    split_sizes: Sequence[float] | Sequence[int],
+    data: JetData,
+) -> TrainResult:
+    """The trained ``module``'s :class:`TrainResult`: the best and the last epoch's models."""
+    hparams = module.hp
     network = module.network.cpu()
     last_network = copy.deepcopy(network).eval()
     if module.best_state is not None:

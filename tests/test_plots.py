@@ -15,11 +15,7 @@ import pytest
 
 from qgtools import plots
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def labels(ax) -> list[str]:

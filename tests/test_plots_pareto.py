@@ -17,10 +17,7 @@ VALUES = np.array([[20.0, 9e4], [24.0, 5e4], [18.0, 3e4], [22.0, 8e3], [26.0, 4e
 FRONT = [4, 1, 3]
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def line(ax, label):
