@@ -228,8 +228,12 @@ def count_parameters(network: nn.Module) -> int:
 def flops_per_jet(model: HParams | Predictor | Ensemble) -> int:
     """Multiply-adds x 2 of one forward pass (Linear layers; norms and activations left out).
 
-    Of a configuration, of a trained predictor's configuration, or of an ensemble: the sum of
-    its members'.
+    Args:
+        model: a configuration, a trained predictor (its configuration's), or an ensemble (the
+            sum of its members').
+
+    Returns:
+        FLOPs per jet, an integer.
     """
     if isinstance(model, Ensemble):
         return sum(flops_per_jet(member) for member in model.members)

@@ -31,6 +31,7 @@ This file only gathers the public names (as Optuna's ``optuna/samplers/__init__.
 ``from qgtools import search`` then ``search.run_study``, ``search.make_objective``, ...
 """
 
+from qgtools.model import flops_per_jet  # the model layer's, for search's users
 from qgtools.search.artifacts import (
     ARTIFACTS_SUFFIX,
     artifact_store,
@@ -93,7 +94,6 @@ from qgtools.search.spaces import (
     cpu_space,
     cpu_space_params,
     enqueue_known,
-    flops_per_jet,
     hparams_of,
     reference_space,
 )

@@ -10,10 +10,10 @@ import optuna
 from optuna.trial import Trial
 
 from qgtools.data import JetData
-from qgtools.model import CPU_HPARAMS, HParams
+from qgtools.model import CPU_HPARAMS, HParams, flops_per_jet
 from qgtools.search.artifacts import keep_model
 from qgtools.search.recovery import record_worker
-from qgtools.search.spaces import SPACES, Space, flops_per_jet
+from qgtools.search.spaces import SPACES, Space
 from qgtools.train import TrainResult, fit
 
 SPLIT_SEED = 0  # every trial of every study is judged on the same split

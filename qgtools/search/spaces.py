@@ -197,6 +197,44 @@ def cpu_space_params(hparams: HParams) -> dict[str, object]:
     return params
 
 
+class _Extreme:
+    """A stand-in trial that draws every parameter at one end of its range: the largest network
+    a space can make (highs, the largest numeric choice, yes) or the smallest."""
+
+    def __init__(self, largest: bool) -> None:
+        self.largest, self.params = largest, {}
+
+    def suggest_int(self, name: str, low: int, high: int, **_) -> int:
+        self.params[name] = high if self.largest else low
+        return self.params[name]
+
+    suggest_float = suggest_int
+
+    def suggest_categorical(self, name: str, choices: Sequence) -> object:
+        numbers = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        if numbers:
+            value = max(numbers) if self.largest else min(numbers)
+        elif all(isinstance(c, bool) for c in choices):
+            value = self.largest
+        else:
+            value = choices[0]
+        self.params[name] = value
+        return value
+
+
+def extreme_network(space: Space | str, largest: bool = True) -> HParams:
+    """The largest (or smallest) network ``space`` can draw: every range at its top (bottom).
+
+    Args:
+        space: a space or a name of ``SPACES``.
+        largest: the largest network; ``False``: the smallest.
+
+    Returns:
+        Its configuration.
+    """
+    return (SPACES[space] if isinstance(space, str) else space)(_Extreme(largest))
+
+
 def _check_known(names: Sequence[str]) -> None:
     """A ``ValueError`` naming the names that are not in ``KNOWN_CONFIGURATIONS``."""
     unknown = [name for name in names if name not in KNOWN_CONFIGURATIONS]
@@ -244,16 +282,3 @@ def hparams_of(trial: FrozenTrial) -> HParams:
         KeyError: a trial without the attribute (not run by ``qgtools``).
     """
     return HParams(**trial.user_attrs["hparams"])
-
-
-def flops_per_jet(hparams: HParams) -> int:
-    """Multiply-adds x 2 of one forward pass (Linear layers; norms and activations left out).
-
-    Args:
-        hparams: the configuration.
-
-    Returns:
-        FLOPs per jet, an integer.
-    """
-    widths = [hparams.input_channels] + [hparams.n_channels] * hparams.n_layers + [1]
-    return 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
