@@ -57,6 +57,25 @@ ADAMW = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}  # torch.opti
 EVAL_ROWS = 10_000  # validation jets per forward pass
 
 
+def member_bytes(hp: HParams) -> int:
+    """About the memory one member of a population takes while it trains: its weights, their
+    gradients and AdamW's three amsgrad moments (five float32 copies), and a batch's activations
+    kept for the backward pass (the linear output, the activation, each norm and the dropout
+    mask of every hidden layer).
+
+    Args:
+        hp: the member's configuration.
+
+    Returns:
+        Bytes, an estimate (torch's own buffers and the shared data come on top).
+    """
+    widths = [hp.input_channels] + [hp.n_channels] * hp.n_layers + [1]
+    weights = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    weights += 2 * hp.n_channels * hp.n_layers * (hp.layer_norm + hp.batch_norm)
+    per_layer = 2 + hp.layer_norm + hp.batch_norm + (hp.dropout > 0)
+    return 4 * (5 * weights + hp.batch_size * hp.n_channels * hp.n_layers * per_layer)
+
+
 def check_population(members: Sequence[HParams]) -> None:
     """Refuse an empty population or members that do not share ``SHARED_FIELDS``."""
     if not members:

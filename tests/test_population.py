@@ -134,3 +134,14 @@ def test_members_must_share_a_shape(data):
         fit_population([BASE, BASE.replace(n_channels=32)], data)
     with pytest.raises(ValueError, match="at least one member"):
         fit_population([], data)
+
+
+def test_a_members_memory_counts_five_copies_of_its_weights_and_a_batchs_activations():
+    from qgtools.model import count_parameters, mlp_from_hparams
+    from qgtools.population import member_bytes
+
+    hp = HParams(n_layers=2, n_channels=32, batch_size=64, dropout=0.1)
+    weights = count_parameters(mlp_from_hparams(hp))
+    activations = 64 * 32 * 2 * 5  # linear, LayerNorm, BatchNorm, dropout mask, activation
+    assert member_bytes(hp) == 4 * (5 * weights + activations)
+    assert member_bytes(hp.replace(batch_size=128)) - member_bytes(hp) == 4 * activations

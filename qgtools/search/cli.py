@@ -73,8 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         programming error (``KeyError``, ``TypeError``, ...) is not bad input: it shows its
         traceback.
     """
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)  # the defaults read QG_FAST, which may be bad input
         return args.take_action(args)
     except ValueError as error:  # the package's clear errors, UsageError among them
         print(f"Error: {error}", file=sys.stderr)

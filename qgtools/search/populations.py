@@ -42,9 +42,10 @@ def population_size(study: optuna.Study, population: int) -> int:
     return max(1, min(population, complete))
 
 
-SHAPE_PARAMS = tuple(f for f in SHARED_FIELDS if f not in ("input_channels", "max_epochs"))
-"""The parameters of a space that a population's members share (``SHARED_FIELDS`` less what a
-search fixes for all its trials); the first trial of a population draws them."""
+SHAPE_PARAMS = tuple(f for f in SHARED_FIELDS if f != "max_epochs")
+"""The parameters of a space that a population's members share (``SHARED_FIELDS`` less the
+epochs, which a search fixes for all its trials); the first trial of a population draws those
+its space has (the reference space draws ``input_channels`` too)."""
 
 
 def optimize_population(
@@ -191,7 +192,7 @@ class _Asked:
         stop = []
         for t, seen in rounds.items():
             values = [entry["val_rejection"] for _, entry in seen]
-            if len(seen) < self.seeds or not all(math.isfinite(v) for v in values):
+            if len(seen) < self.seeds or any(math.isnan(v) for v in values):
                 stop += [i for i, _ in seen]  # a diverged seed ends its trial (the result says)
                 continue
             self.trials[t].report(float(np.mean(values)), seen[0][1]["epoch"])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 import threading
 
 import optuna
@@ -45,6 +47,7 @@ def serve_proxy(
         )
     if _in_memory(url):
         raise ValueError(f"Storage {_mask(url)!r} is in memory: the proxy needs a database.")
+    _check_address(host, port)
     # internal, but what run_grpc_proxy_server's documentation asks for: the trial cache
     cached = optuna.storages.get_storage(open_storage(url))
     try:
@@ -70,3 +73,32 @@ def serve_proxy(
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.stop(grace=5).wait()
+
+
+def _check_address(host: str, port: int) -> None:
+    """A ``ValueError`` unless ``host:port`` is free on this machine. gRPC binds with
+    ``SO_REUSEPORT``, so a second proxy would share a first one's port and split the workers
+    between two databases; a plain socket, without it, is refused there."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(
+            f"port={port!r} (--port {port}) is not a port to listen on: use 1-65535 "
+            f"(default {PROXY_PORT})."
+        )
+    advice = (
+        f"host={host!r} (--host {host}) is not an address of this machine: give one it has "
+        "(127.0.0.1 for this machine only, or the address the cluster's nodes reach it by)"
+    )
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except (socket.gaierror, UnicodeError):
+        raise ValueError(f"{advice}.") from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ValueError(
+                    f"The proxy cannot listen on {host}:{port}: another process listens there "
+                    "(another proxy?). Pick another --port, or stop that one."
+                ) from None
+            raise ValueError(f"{advice} ({error.strerror}).") from None

@@ -51,11 +51,13 @@ class StudyPlan:
     max_flops: float | None = None
     keep_models: bool = False
 
-    def settings(self) -> StudySettings:
+    def settings(self, data: str | os.PathLike = "auto", jets: int = -1) -> StudySettings:
         """The plan as a run's settings, checked as those are (a ``ValueError`` naming a bad
         field); one process, the storage and data of :func:`run_studies`."""
         return StudySettings(
             study=self.name,
+            data=data,
+            jets=jets,
             n_trials=self.n_trials,
             max_epochs=self.max_epochs,
             sampler=self.sampler,
@@ -136,9 +138,20 @@ def run_studies(
         ValueError: repeated or existing study names, or a plan with a bad value, before any
             process starts.
     """
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ValueError(f"processes={processes!r}: use 1 or more processes.")
+    for plan in plans:
+        if not isinstance(plan, StudyPlan):
+            raise ValueError(
+                f"run_studies takes StudyPlan objects, not {plan!r} ({type(plan).__name__}): "
+                "make each with search.StudyPlan(name, n_trials, max_epochs, ...)."
+            )
+        plan.settings(data, jets)
+        directions(plan.metric)
     names = [plan.name for plan in plans]
     if len(set(names)) != len(names):
         raise ValueError(f"Study names repeat in {names}: give each plan its own name.")
+    load(num_data=jets, source=data)  # a bad file fails here, not in a respawning pool process
     url = storage_url(storage)
     if _in_memory(url):
         raise ValueError("run_studies needs a storage file the processes share, not memory.")
@@ -148,9 +161,6 @@ def run_studies(
             f"The storage already holds {sorted(existing & set(names))}: use a fresh storage "
             "or other names."
         )
-    for plan in plans:
-        plan.settings()
-        directions(plan.metric)
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes, initializer=_load_for_pool, initargs=(str(data), jets)) as pool:
         seconds = pool.starmap(_run_plan, [(plan, url) for plan in plans], chunksize=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def _report(
         for state in TrialState
     }
     print(f"Study {study!r}: {states}")
+    _say_fail_reasons(the_study)
     if not complete:
         print("No complete trial yet.")
         return []
@@ -91,6 +93,17 @@ def _report(
         if _save_plot(draw, path, name):
             written.append(path)
     return written
+
+
+def _say_fail_reasons(the_study: optuna.Study) -> None:
+    """Print why the failed trials failed, each reason once with its count, most common first."""
+    failed = the_study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    reasons = Counter(
+        t.user_attrs.get("fail_reason") or t.system_attrs.get("fail_reason") or "no reason kept"
+        for t in failed
+    )
+    for reason, count in reasons.most_common():
+        print(f"  failed: {reason} ({count} trial{'s' if count > 1 else ''})")
 
 
 def _say_best_model(

@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from qgtools.data import load
+from qgtools.model import flops_per_jet
 from qgtools.search.artifacts import artifact_store, artifacts_beside, model_file
 from qgtools.search.recovery import (
     count_finished,
@@ -18,7 +19,7 @@ from qgtools.search.recovery import (
 )
 from qgtools.search.samplers import make_pruner, make_sampler
 from qgtools.search.settings import StudySettings, _check_settings
-from qgtools.search.spaces import enqueue_known
+from qgtools.search.spaces import enqueue_known, extreme_network
 from qgtools.search.storage import open_storage
 from qgtools.search.summary import StudySummary, _best_trial
 from qgtools.search.supervise import _run_workers
@@ -108,6 +109,7 @@ def _run(settings: StudySettings, progress: bool = True) -> StudySummary:
     loaded = load(num_data=settings.jets, source=settings.data)  # fails here, not per worker
     recorded, expected = settings.recorded(loaded), (loaded.origin, len(loaded))
     del loaded  # each worker loads its own copy
+    _say_if_nothing_fits(settings)
     opened = open_storage(url)
     the_study = optuna.create_study(
         study_name=settings.study,
@@ -132,6 +134,20 @@ def _run(settings: StudySettings, progress: bool = True) -> StudySummary:
     if count_finished(the_study) < settings.n_trials and not _rule_says_stop(the_study, settings):
         codes = _run_workers(the_study, opened, settings, expected, progress)
     return _summary(the_study, settings, codes, recovered)
+
+
+def _say_if_nothing_fits(settings: StudySettings) -> None:
+    """One line, before any worker starts, when no network of the space fits ``max_flops``."""
+    if settings.max_flops is None:
+        return
+    cheapest = flops_per_jet(extreme_network(settings.space, largest=False))
+    if settings.max_flops < cheapest:
+        print(
+            f"Note: max_flops={settings.max_flops:,.0f} (--max-flops) is below the cheapest "
+            f"network the {settings.space} space can draw ({cheapest:,} FLOPs per jet): every "
+            "trial will be infeasible and pruned untrained. Raise the budget to search.",
+            flush=True,
+        )
 
 
 def _summary(

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 
 from qgtools.data import JetData
 from qgtools.errors import UsageError
+from qgtools.population import member_bytes
 from qgtools.search.objective import SPLIT_SEED, check_max_flops
 from qgtools.search.samplers import make_pruner, make_sampler
-from qgtools.search.spaces import SPACES, _check_known
+from qgtools.search.spaces import SPACES, _check_known, extreme_network
 from qgtools.stopping import check_rule
 
 SETTING_DEFAULTS = {"population": 1, "seeds": 1, "max_flops": None}
@@ -81,10 +83,18 @@ class StudySettings:
             if isinstance(getattr(self, name), os.PathLike):
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
         object.__setattr__(self, "data", str(self.data))
+        if isinstance(self.enqueue, str):  # tuple() would split it into letters
+            raise UsageError(
+                f"enqueue={self.enqueue!r} is one string: give a tuple of names, "
+                f"enqueue=({self.enqueue!r},)."
+            )
         object.__setattr__(self, "enqueue", tuple(self.enqueue))
         _check_sizes(self)
         _check_search(self)
         _check_extras(self)
+        _check_rule(self)
+        _check_artifact_dir(self.artifact_dir)
+        _check_memory(self)
 
     def recorded(self, data: JetData) -> dict:
         """What the study records (its user attribute ``settings``) for the data this run
@@ -102,6 +112,10 @@ class StudySettings:
 
 
 def _check_sizes(s: StudySettings) -> None:
+    for name in ("n_trials", "workers", "max_epochs", "population", "seeds", "seed"):
+        value = getattr(s, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{name}={value!r}: use a whole number.")
     if min(s.n_trials, s.workers, s.max_epochs, s.population, s.seeds) < 1:
         raise UsageError(
             f"n_trials={s.n_trials}, workers={s.workers}, max_epochs={s.max_epochs}, "
@@ -134,20 +148,68 @@ def _check_extras(s: StudySettings) -> None:
         )
     _check_known(s.enqueue)
     check_max_flops(s.max_flops)
-    if s.patience is not None:
-        if s.noise is None and s.seeds == 1:
-            raise UsageError(
-                f"patience={s.patience} needs the noise of a trial's value: give noise (--noise, "
-                "the seed-to-seed spread of one configuration), or run with seeds > 1 "
-                "(--seeds 3) to have it measured."
-            )
-        check_rule(s.patience, 0.0 if s.noise is None else s.noise)
     if isinstance(s.jets, bool) or not isinstance(s.jets, int) or s.jets == 0 or s.jets < -1:
         raise UsageError(f"jets={s.jets!r}: use -1 for all jets or a positive number of jets.")
     if "/" in s.study or "\\" in s.study or not s.study.strip():
         raise UsageError(
             f"Study name {s.study!r}: use a non-empty name without '/' or '\\' (the report "
             "names its plot files after the study)."
+        )
+
+
+def _check_rule(s: StudySettings) -> None:
+    if s.patience is None:
+        if s.noise is not None:
+            raise UsageError(
+                f"noise={s.noise} is the stopping rule's noise, and without patience there is no "
+                "rule: give patience too (--patience N), or leave noise out (--noise)."
+            )
+        return
+    if s.noise is None and s.seeds == 1:
+        raise UsageError(
+            f"patience={s.patience} needs the noise of a trial's value: give noise (--noise, "
+            "the seed-to-seed spread of one configuration), or run with seeds > 1 "
+            "(--seeds 3) to have it measured."
+        )
+    check_rule(s.patience, 0.0 if s.noise is None else s.noise)
+
+
+def _check_artifact_dir(folder: str | None) -> None:
+    """A ``UsageError`` unless ``folder`` is ``None`` or a folder that is or can be made."""
+    if folder is None:
+        return
+    where = f"artifact_dir={folder!r} (--artifact-dir)"
+    if not folder.strip():
+        raise UsageError(
+            f"{where} names no folder: give one, or leave it out to keep the models beside "
+            "the storage file."
+        )
+    path = Path(folder).absolute()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{where} is a file, not a folder: give a folder for the kept models.")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"{where}: {existing} is a file, so the folder cannot be made there.")
+    if not os.access(existing, os.W_OK):
+        raise UsageError(f"{where}: {existing} cannot be written to: give a folder you can write.")
+
+
+def _check_memory(s: StudySettings) -> None:
+    """A ``UsageError`` when a population of the space's largest network cannot fit in this
+    machine's memory (``population`` x ``seeds`` members)."""
+    members = s.population * s.seeds
+    if members == 1:
+        return
+    largest = extreme_network(s.space, largest=True)
+    need = members * member_bytes(largest)
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have:
+        fits = max(1, have // member_bytes(largest))
+        raise UsageError(
+            f"seeds={s.seeds} x population={s.population}: {members:,} members of the "
+            f"{s.space} space's largest network ({largest.n_layers} x {largest.n_channels}, "
+            f"batch {largest.batch_size}) need about {need / 1e9:,.1f} GB of memory, more than "
+            f"this machine's {have / 1e9:.1f} GB: use at most {fits:,} members here."
         )
 
 
