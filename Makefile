@@ -29,7 +29,7 @@ install: $(VENV)/.installed
 lab: install
 	$(BIN)/jupyter lab notebooks/
 
-LINTED := qgtools tests bench scripts
+LINTED := qgtools tests bench scripts notebooks
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check $(LINTED)
