@@ -31,7 +31,7 @@ This file only gathers the public names (as Optuna's ``optuna/samplers/__init__.
 ``from qgtools import search`` then ``search.run_study``, ``search.make_objective``, ...
 """
 
-from qgtools.model import flops_per_jet  # the model layer's, for search's users
+from qgtools.model import flops_per_jet  # noqa: F401 - the model layer's, search.flops_per_jet too
 from qgtools.search.artifacts import (
     ARTIFACTS_SUFFIX,
     artifact_store,
@@ -94,6 +94,7 @@ from qgtools.search.spaces import (
     cpu_space,
     cpu_space_params,
     enqueue_known,
+    extreme_network,
     hparams_of,
     reference_space,
 )
@@ -108,7 +109,12 @@ from qgtools.search.storage import (
 from qgtools.search.summary import StudySummary, format_params
 from qgtools.search.supervise import INTERRUPTED_EXIT_CODE, MAX_RESTARTS
 from qgtools.search.urls import DEFAULT_STORAGE, STORAGE_VARIABLE, storage_url
-from qgtools.search.workers import FAILING_EXIT_CODE, MAX_FAILS_IN_A_ROW, rule_noise
+from qgtools.search.workers import (
+    FAILING_EXIT_CODE,
+    MAX_FAILS_IN_A_ROW,
+    STORAGE_LOST_EXIT_CODE,
+    rule_noise,
+)
 
 MODULE_ORDER = (
     "spaces",
@@ -141,6 +147,7 @@ __all__ = [
     "CPU_RANGES",
     "DEFAULT_STORAGE",
     "FAILING_EXIT_CODE",
+    "STORAGE_LOST_EXIT_CODE",
     "GRACE_S",
     "HEARTBEAT_S",
     "INTERRUPTED_EXIT_CODE",
@@ -176,10 +183,10 @@ __all__ = [
     "cpu_space_params",
     "directions",
     "enqueue_known",
+    "extreme_network",
     "fail_dead_workers_trials",
     "fail_ended_slurm_trials",
     "fail_unclaimed_trials",
-    "flops_per_jet",
     "format_params",
     "hparams_of",
     "importance_spread",

@@ -48,7 +48,11 @@ from qgtools.search.storage import PROXY_PORT
 from qgtools.search.summary import StudySummary
 from qgtools.search.supervise import INTERRUPTED_EXIT_CODE
 from qgtools.search.urls import DEFAULT_STORAGE, STORAGE_VARIABLE
-from qgtools.search.workers import FAILING_EXIT_CODE, MAX_FAILS_IN_A_ROW
+from qgtools.search.workers import (
+    FAILING_EXIT_CODE,
+    MAX_FAILS_IN_A_ROW,
+    STORAGE_LOST_EXIT_CODE,
+)
 
 _DESCRIPTION = (
     "Hyperparameter search with Optuna: spaces, the objective, storages, parallel workers."
@@ -204,7 +208,10 @@ def _said(summary: StudySummary, settings: StudySettings) -> int:
     if summary.status == "incomplete":
         crashed = any(code is not None and code > 0 for code in summary.exit_codes)
         advice = (
-            "A worker stopped with an error (shown above): fix it, then run the command again."
+            "The storage stopped answering mid-run (a gRPC proxy killed or restarted?): start "
+            "it again, then run the same command again."
+            if STORAGE_LOST_EXIT_CODE in summary.exit_codes
+            else "A worker stopped with an error (shown above): fix it, then run the command again."
             if crashed
             else "Run the same command again to finish the budget."
         )

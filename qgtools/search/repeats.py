@@ -151,7 +151,9 @@ def run_studies(
     names = [plan.name for plan in plans]
     if len(set(names)) != len(names):
         raise ValueError(f"Study names repeat in {names}: give each plan its own name.")
-    load(num_data=jets, source=data)  # a bad file fails here, not in a respawning pool process
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataSourceWarning)  # the caller's own load says it
+        load(num_data=jets, source=data)  # a bad file fails here, not in a pool process
     url = storage_url(storage)
     if _in_memory(url):
         raise ValueError("run_studies needs a storage file the processes share, not memory.")

@@ -170,6 +170,17 @@ def _grpc_proxy(url: str) -> BaseStorage:
     return proxy
 
 
+def _storage_lost(error: BaseException) -> bool:
+    """Whether ``error``, or one it was raised from, says a gRPC storage proxy stopped answering
+    (a proxy killed or restarted mid-run)."""
+    while error is not None:
+        code = getattr(error, "code", None)
+        if type(error).__module__.startswith("grpc") and callable(code):
+            return getattr(code(), "name", "") in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def _open_existing(study: str, storage: str | os.PathLike | None) -> BaseStorage:
     """The storage holding ``study``, or a ValueError; creates no file (a journal or SQLite file
     that does not exist is an error, not a new empty storage)."""

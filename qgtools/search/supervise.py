@@ -18,6 +18,8 @@ from qgtools.search.recovery import (
     fail_unclaimed_trials,
 )
 from qgtools.search.settings import StudySettings
+from qgtools.search.storage import _storage_lost
+from qgtools.search.urls import _mask
 from qgtools.search.workers import _rule_says_stop, _worker
 
 MAX_RESTARTS = 3  # a worker killed by a signal is replaced at most this often per run
@@ -83,6 +85,14 @@ def _run_workers(
                         break
                     ctrl_c.sleep(1.0)
         except BaseException as error:
+            if _storage_lost(error):
+                _kill(started)  # the storage cannot be told: the next run fails their trials
+                raise ValueError(
+                    f"The storage {_mask(job.storage)} stopped answering mid-run (a gRPC proxy "
+                    "killed or restarted?): start it again (python -m qgtools.search proxy), "
+                    "then run the same command again; the trials that were running are marked "
+                    "failed then."
+                ) from None
             why = "Ctrl-C" if isinstance(error, KeyboardInterrupt) else type(error).__name__
             stopped = _stop(started, study, storage, f"interrupted ({why} on the run)", before)
             if not isinstance(error, KeyboardInterrupt):
@@ -105,14 +115,22 @@ def _stop(
     """Kill the live ``processes``, then fail their running trials with ``reason`` (including
     one a worker created but had not yet claimed, see :func:`fail_unclaimed_trials`); returns
     how many were alive and the failed trial numbers."""
+    alive = _kill(processes)
+    failed = fail_dead_workers_trials(study, storage, {p.pid: reason for p in processes})
+    failed += fail_unclaimed_trials(study, storage, before, reason)
+    return len(alive), sorted(failed)
+
+
+def _kill(
+    processes: list[multiprocessing.process.BaseProcess],
+) -> list[multiprocessing.process.BaseProcess]:
+    """Kill the live ``processes`` and wait for them; returns those that were alive."""
     alive = [process for process in processes if process.is_alive()]
     for process in alive:
         process.kill()
     for process in alive:
         process.join(timeout=30)
-    failed = fail_dead_workers_trials(study, storage, {p.pid: reason for p in processes})
-    failed += fail_unclaimed_trials(study, storage, before, reason)
-    return len(alive), sorted(failed)
+    return alive
 
 
 class _CtrlC:

@@ -20,18 +20,29 @@ from qgtools.search.populations import TRIALS_PER_SHAPE, optimize_population, po
 from qgtools.search.recovery import _fail_trial, _taken
 from qgtools.search.samplers import TPE_STARTUP_TRIALS, _TrialSeededSampler, make_pruner
 from qgtools.search.settings import StudySettings
-from qgtools.search.storage import open_storage
+from qgtools.search.storage import _storage_lost, open_storage
 from qgtools.stopping import NoImprovementStopper
 
 MAX_FAILS_IN_A_ROW = 5
 FAILING_EXIT_CODE = 3  # a worker's, and the command line's, after MAX_FAILS_IN_A_ROW
+STORAGE_LOST_EXIT_CODE = 4  # a worker's, when the storage proxy stopped answering
 
 
 def _worker(index: int, job: StudySettings, expected_data: tuple[str, int]) -> None:
     """One worker process: one torch thread, a sampler seeded from ``seed`` and each trial's
     number, trials until the budget is met. ``job`` has the run's storage URL and artifact
     folder resolved; ``expected_data`` is the (origin, jets) the run loaded, which the worker's
-    own copy must match."""
+    own copy must match. A storage proxy that stops answering ends it with
+    ``STORAGE_LOST_EXIT_CODE`` and no traceback: the parent says it, once."""
+    try:
+        _work(index, job, expected_data)
+    except Exception as error:
+        if _storage_lost(error):
+            sys.exit(STORAGE_LOST_EXIT_CODE)
+        raise
+
+
+def _work(index: int, job: StudySettings, expected_data: tuple[str, int]) -> None:
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
