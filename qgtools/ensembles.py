@@ -91,10 +91,11 @@ def choose_size(
             f"choose_size needs predictors for at least one size of {list(sizes)}; "
             f"got {len(ranked)} predictor(s)."
         )
-    values = {k: _val_rejection(Ensemble(list(ranked[:k]), combine), data) for k in usable}
+    candidates = {k: Ensemble(list(ranked[:k]), combine) for k in usable}
+    values = {k: _val_rejection(ensemble, data) for k, ensemble in candidates.items()}
     best = max(values.values())
     k = min(k for k, value in values.items() if value == best)  # a tie: the smaller k
-    return SizeChoice(k, Ensemble(list(ranked[:k]), combine), values)
+    return SizeChoice(k, candidates[k], values)
 
 
 def _val_rejection(ensemble: Ensemble, data: JetData) -> float:

@@ -206,15 +206,7 @@ def _said(summary: StudySummary, settings: StudySettings) -> int:
             f"the best by more than the noise ({summary.finished} of {budget} trials run)."
         )
     if summary.status == "incomplete":
-        crashed = any(code is not None and code > 0 for code in summary.exit_codes)
-        advice = (
-            "The storage stopped answering mid-run (a gRPC proxy killed or restarted?): start "
-            "it again, then run the same command again."
-            if STORAGE_LOST_EXIT_CODE in summary.exit_codes
-            else "A worker stopped with an error (shown above): fix it, then run the command again."
-            if crashed
-            else "Run the same command again to finish the budget."
-        )
+        advice = _advice(summary.exit_codes)
         print(
             f"Study {study!r} has {summary.finished} of {budget} finished trials; "
             f"workers exited with {list(summary.exit_codes)}. {advice}",
@@ -225,6 +217,18 @@ def _said(summary: StudySummary, settings: StudySettings) -> int:
     if summary.best_model:
         print(f"Its model: {summary.best_model} (qgtools.model.load_model loads it)")
     return 0
+
+
+def _advice(exit_codes: Sequence[int | None]) -> str:
+    """What to do about a run that fell short, from its workers' exit codes."""
+    if STORAGE_LOST_EXIT_CODE in exit_codes:
+        return (
+            "The storage stopped answering mid-run (a gRPC proxy killed or restarted?): start "
+            "it again, then run the same command again."
+        )
+    if any(code is not None and code > 0 for code in exit_codes):
+        return "A worker stopped with an error (shown above): fix it, then run the command again."
+    return "Run the same command again to finish the budget."
 
 
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
