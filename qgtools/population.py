@@ -32,11 +32,12 @@ import torch
 from torch import nn
 
 from qgtools import metrics
+from qgtools.batches import batch_order
 from qgtools.data import DEFAULT_SPLIT, JetData
 from qgtools.data import split as split_data
 from qgtools.model import HParams, Predictor, count_parameters, mlp_from_hparams
 from qgtools.preprocessing import Preprocessor
-from qgtools.train import TrainResult, batch_order, torch_threads
+from qgtools.train import TrainResult, torch_threads
 
 SHARED_FIELDS = (
     "input_channels",

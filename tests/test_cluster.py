@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -61,6 +62,25 @@ def slurm() -> None:
     require(slurm_missing(), ".ci/run starts SLURM")
 
 
+def wait_for_array(job: str, timeout: float) -> dict[int, tuple[str, str]]:
+    """Each task's (state, exit code) once job array ``job`` has left the queue, polled every
+    0.25 s (``sbatch --wait`` polls at growing intervals, up to 10 s apart)."""
+    deadline = time.monotonic() + timeout
+    while subprocess.run(
+        ["squeue", "--noheader", "--jobs", job], capture_output=True, text=True
+    ).stdout.strip():
+        assert time.monotonic() < deadline, f"job array {job} still queued after {timeout} s"
+        time.sleep(0.25)
+    shown = subprocess.run(
+        ["scontrol", "show", "job", "-o", job], capture_output=True, text=True, check=True
+    ).stdout
+    states = {}
+    for line in shown.splitlines():
+        fields = dict(field.split("=", 1) for field in line.split() if "=" in field)
+        states[int(fields["ArrayTaskId"])] = (fields["JobState"], fields["ExitCode"])
+    return states
+
+
 def test_the_job_array_script_meets_the_budget_on_slurm(toy_npz, tmp_path, postgres_url, slurm):
     submit = tmp_path / "elsewhere"  # not the project: the script must work from any folder
     submit.mkdir()
@@ -71,25 +91,28 @@ def test_the_job_array_script_meets_the_budget_on_slurm(toy_npz, tmp_path, postg
         "QG_PYTHON": sys.executable,
         "QG_DATA": str(toy_npz),
         "QG_TRIALS": str(budget),
-        "QG_EPOCHS": "20",  # with --pruner none, trials long enough for two tasks to overlap
+        "QG_EPOCHS": "8",  # with --pruner none: both tasks of the first pair run trials
         "QG_STUDY": "array",
     }
     out = subprocess.run(
-        ["sbatch", f"--array=0-{tasks - 1}", "--wait", str(ARRAY_SCRIPT), "--pruner", "none"],
+        ["sbatch", "--parsable", f"--array=0-{tasks - 1}", str(ARRAY_SCRIPT), "--pruner", "none"],
         cwd=submit,
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=60,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    job = out.stdout.split()[-1]  # "Submitted batch job 12"
+    job = out.stdout.strip().split(";")[0]
+    states = wait_for_array(job, timeout=600)
+    assert states == {task: ("COMPLETED", "0:0") for task in range(tasks)}, states
     logs = sorted(path.name for path in (submit / "logs").iterdir())
     assert logs == [f"qg-hpo-{job}_{task}.out" for task in range(tasks)]
     assert [path.name for path in submit.iterdir()] == ["logs"]  # SLURM's empty files removed
     for task in range(tasks):
         text = (submit / "logs" / logs[task]).read_text()
         assert f"Task {task} of job {job}" in text and "Traceback" not in text, text
+        assert postgres_url.split("@")[0] not in text  # the password stays out of the logs
     trials = trials_in(postgres_url, "array")
     done = [t for t in trials if t.state in FINISHED]
     assert budget <= len(done) <= budget + tasks - 1
@@ -97,7 +120,6 @@ def test_the_job_array_script_meets_the_budget_on_slurm(toy_npz, tmp_path, postg
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     assert {t.user_attrs["slurm"]["array_job_id"] for t in trials} == {job}
     assert len({t.user_attrs["slurm"]["array_task_id"] for t in done}) >= 2
-    assert postgres_url.split("@")[0] not in out.stdout + out.stderr
 
 
 def test_the_array_script_outside_slurm_keeps_the_user_s_output_file(tmp_path):

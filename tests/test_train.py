@@ -12,10 +12,12 @@ from lightning.pytorch import Callback
 from torch import nn
 
 from qgtools import data, metrics
+from qgtools.batches import TensorBatches
 from qgtools.data import split
+from qgtools.lightning_mlp import LightningMLP, QGDataModule
 from qgtools.model import HParams
 from qgtools.preprocessing import Preprocessor
-from qgtools.train import LightningMLP, QGDataModule, TensorBatches, evaluate, fit
+from qgtools.train import evaluate, fit
 
 SMALL = HParams(
     n_layers=2, n_channels=16, batch_size=128, max_epochs=2, preprocessing="log+standardize"
