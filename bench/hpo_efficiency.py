@@ -37,6 +37,12 @@ over repeats), and last the paired differences population - tpe-median, gp-media
 tpe-median and gp - tpe of the test rejection per repeat index, judged by the series' one
 rule (``metrics.repeats_verdict``: Student's t intervals of the mean difference; ahead or behind
 when the 95% interval excludes zero, a hint when only the 68% one does, level otherwise).
+Every complete trial keeps its best-epoch model (Optuna's artifact store, in a temporary folder):
+a last table sets beside each method's single choice the ensemble of each run's best trials
+(``ensembles.choose_size`` over the five best by validation rejection: k of 1, 2, 3, 5, ties to
+the smaller k; nothing is retrained), its test rejection, the k chosen in each repeat, and the
+paired differences ensemble - single choice and ensemble - its members' mean test rejection
+(the same training: what averaging alone buys), per repeat index, by the same rule.
 Standard deviations are sample ones (ddof 1) except in the first table (ddof 0, as before).
 
 Run it on an otherwise idle machine with at least two cores. It takes about methods x repeats x
@@ -55,6 +61,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -63,7 +70,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from qgtools import data, metrics, model, search, train
+from qgtools import data, ensembles, metrics, model, search, train
 from qgtools.population import fit_population
 
 METHODS = {
@@ -98,6 +105,7 @@ class Run:
     trace: list[tuple[float, float]]  # (seconds since start, best validation so far)
     study: optuna.Study
     elapsed: float
+    models: str  # the folder of its kept models (every complete trial's best-epoch model)
 
     def count(self, *states: TrialState) -> int:
         return sum(t.state in states for t in self.study.trials)
@@ -125,9 +133,13 @@ def new_study(method: str, seed: int) -> optuna.Study:
     )
 
 
-def one_run(jets: data.JetData, method: str, seed: int, budget: float, max_epochs: int) -> Run:
-    """One search of ``budget`` seconds; the trace has an entry after each finished trial."""
+def one_run(
+    jets: data.JetData, method: str, seed: int, budget: float, max_epochs: int, models: str
+) -> Run:
+    """One search of ``budget`` seconds; the trace has an entry after each finished trial. Each
+    complete trial keeps its model in the artifact folder ``models``."""
     study = new_study(method, seed)
+    artifacts = search.artifact_store(models)
     trace: list[tuple[float, float]] = []
     start = time.perf_counter()
     if method == "population":
@@ -136,7 +148,14 @@ def one_run(jets: data.JetData, method: str, seed: int, budget: float, max_epoch
         # search.population_size(study, POPULATION) trials asking TRIALS_PER_SHAPE x that many,
         # no new trial after the budget: what a command-line worker with --population 16 does
         search.search_populations(
-            study, jets, "cpu", max_epochs, POPULATION, timeout=budget, num_threads=THREADS
+            study,
+            jets,
+            "cpu",
+            max_epochs,
+            POPULATION,
+            timeout=budget,
+            num_threads=THREADS,
+            artifacts=artifacts,
         )
         elapsed = time.perf_counter() - start
         best = -math.inf
@@ -154,12 +173,14 @@ def one_run(jets: data.JetData, method: str, seed: int, budget: float, max_epoch
                 trace.append((time.perf_counter() - start, max(complete)))
 
         study.optimize(
-            search.make_objective(jets, "cpu", max_epochs, num_threads=THREADS),
+            search.make_objective(
+                jets, "cpu", max_epochs, num_threads=THREADS, artifacts=artifacts
+            ),
             timeout=budget,
             callbacks=[record],
         )
         elapsed = time.perf_counter() - start
-    run = Run(method, seed, trace, study, elapsed)
+    run = Run(method, seed, trace, study, elapsed, models)
     print(
         f"  {method:<14} seed {seed}: {len(study.trials)} trials "
         f"({run.count(TrialState.COMPLETE)} complete, {run.count(TrialState.PRUNED)} pruned, "
@@ -210,6 +231,39 @@ def judge(jets: data.JetData, run: Run) -> list[float]:
         flush=True,
     )
     return values
+
+
+@dataclass
+class EnsembleJudged:
+    """A run's ensemble of its best trials' kept models, on the test split."""
+
+    k: int
+    test: float  # the ensemble's test rejection
+    members_test: float  # the mean of its members' own test rejections (the same training)
+
+
+def judge_ensemble(jets: data.JetData, run: Run) -> EnsembleJudged:
+    """The ensemble of the run's best complete trials (by validation rejection) from their kept
+    models, its size chosen by ``ensembles.choose_size`` on the validation split; no training."""
+    complete = [t for t in run.study.trials if t.state == TrialState.COMPLETE]
+    ranked = sorted(complete, key=lambda t: t.value, reverse=True)[: max(ensembles.ENSEMBLE_SIZES)]
+    if not ranked:
+        return EnsembleJudged(0, math.nan, math.nan)
+    choice = ensembles.choose_size([search.trial_model(t, run.models) for t in ranked], jets)
+    test = rejection_on_test(jets, choice.ensemble)
+    members = [rejection_on_test(jets, member) for member in choice.ensemble.members]
+    print(
+        f"  {run.method:<14} seed {run.seed}: ensemble of the best {choice.k} trial(s) "
+        f"{[t.number for t in ranked[: choice.k]]}, {choice.line()}: test rejection {test:.1f}, "
+        f"its members {mean_std(members)}",
+        flush=True,
+    )
+    return EnsembleJudged(choice.k, test, float(np.mean(members)))
+
+
+def rejection_on_test(jets: data.JetData, predictor) -> float:
+    scores, labels = train.evaluate(predictor, jets, split="test")
+    return metrics.background_rejection(labels, scores)
 
 
 def mean_std(values, digits: int = 1) -> str:
@@ -301,9 +355,10 @@ def main() -> None:
         flush=True,
     )
 
+    kept = tempfile.TemporaryDirectory(prefix="qg-bench-models-")  # removed at the end
     runs = {
         method: [
-            one_run(jets, method, seed, args.budget, args.max_epochs)
+            one_run(jets, method, seed, args.budget, args.max_epochs, f"{kept.name}/{method}{seed}")
             for seed in range(args.repeats)
         ]
         for method in methods
@@ -315,6 +370,17 @@ def main() -> None:
     tests = {
         method: [judge(jets, run) for run in method_runs] for method, method_runs in runs.items()
     }
+    print(
+        f"\nensembles: each run's best {max(ensembles.ENSEMBLE_SIZES)} complete trials' kept "
+        f"models (trained in the search, {args.max_epochs} epochs, nothing retrained), k of "
+        f"{list(ensembles.ENSEMBLE_SIZES)} by validation rejection (ties to the smaller k), "
+        "scored on the test split"
+    )
+    ensembled = {
+        method: [judge_ensemble(jets, run) for run in method_runs]
+        for method, method_runs in runs.items()
+    }
+    kept.cleanup()
 
     checkpoints = [args.budget * f for f in (1 / 6, 1 / 3, 2 / 3, 1)]
     print(
@@ -377,6 +443,29 @@ def main() -> None:
             )
         else:
             print(f"\n(paired difference {other} - {base}: needs both in --methods)")
+    print_ensembles(ensembled, run_means)
+
+
+def print_ensembles(ensembled: dict[str, list[EnsembleJudged]], run_means: dict) -> None:
+    """The single choice and the ensemble side by side, with their paired differences."""
+    print(
+        "\nthe single choice against the ensemble of the best trials (test rejection, mean ± std "
+        "over repeats; paired differences per repeat index, the series' rule)"
+    )
+    print(
+        "| method | single choice, 3 seeds retrained | ensemble (kept models) | k chosen "
+        "| ensemble - single choice | ensemble - its members' mean |"
+    )
+    print("|---|---|---|---|---|---|")
+    for method, judged in ensembled.items():
+        test = [e.test for e in judged]
+        members = [e.members_test for e in judged]
+        print(
+            f"| {method} | {mean_std(run_means[method])} | {mean_std(test)} "
+            f"| {', '.join(str(e.k) for e in judged)} "
+            f"| {paired_difference(test, run_means[method], ('ensemble', 'single choice'))} "
+            f"| {paired_difference(test, members, ('ensemble', 'members'))} |"
+        )
 
 
 if __name__ == "__main__":
