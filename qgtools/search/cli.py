@@ -160,7 +160,8 @@ def _add_beyond_defaults(parser: argparse.ArgumentParser) -> None:
     add(
         "--keep-models",
         action="store_true",
-        help="store each complete trial's model (in --artifact-dir, default <storage>.artifacts)",
+        help="store each complete trial's model, with --seeds its seeds' ensemble (in "
+        "--artifact-dir, default <storage>.artifacts)",
     )
     add("--artifact-dir", default=None, help="the folder for --keep-models")
     add(
