@@ -2,7 +2,7 @@
 
 Explained in notebooks 05 (study, objective, pruning, storage), 06 (workers, storages), 08
 (populations) and 09 (beyond the defaults). The command line, ``python -m qgtools.search
-run|report|proxy``, is described in :mod:`qgtools.search.cli`; the storage named by the
+run|report|ensemble|proxy``, is described in :mod:`qgtools.search.cli`; the storage named by the
 environment variable ``QG_STORAGE`` keeps a password off the command line.
 
 One module per concept, each importing only the modules before it in ``MODULE_ORDER``:
