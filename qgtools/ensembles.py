@@ -50,7 +50,7 @@ class SizeChoice:
     """What :func:`choose_size` chose, and what it saw.
 
     Attributes:
-        k: the number of members chosen.
+        k: the number of ranked predictors (or ensembles) chosen.
         ensemble: the ensemble of the first ``k`` ranked predictors.
         val_rejection: the validation rejection of each ensemble tried, by its ``k``.
     """
@@ -69,7 +69,7 @@ class SizeChoice:
 
 
 def choose_size(
-    ranked: Sequence[Predictor],
+    ranked: Sequence[Predictor | Ensemble],
     data: JetData,
     sizes: Sequence[int] = ENSEMBLE_SIZES,
     combine: str = "probability",
@@ -77,7 +77,8 @@ def choose_size(
     """The ensemble of the first k of ``ranked`` (best first, by validation) that the rule keeps.
 
     Args:
-        ranked: trained predictors of the same data and split, best first.
+        ranked: trained predictors of the same data and split, best first; an ensemble among
+            them (the seeds of one search trial) counts as one and brings all its members.
         data: the jets they were trained on; only the validation split is read.
         sizes: the k to try; those above ``len(ranked)`` are left out.
         combine: what the ensembles average (:class:`qgtools.model.Ensemble`).
@@ -91,11 +92,25 @@ def choose_size(
             f"choose_size needs predictors for at least one size of {list(sizes)}; "
             f"got {len(ranked)} predictor(s)."
         )
-    candidates = {k: Ensemble(list(ranked[:k]), combine) for k in usable}
+    candidates = {k: Ensemble(members_of(ranked[:k]), combine) for k in usable}
     values = {k: _val_rejection(ensemble, data) for k, ensemble in candidates.items()}
     best = max(values.values())
     k = min(k for k, value in values.items() if value == best)  # a tie: the smaller k
     return SizeChoice(k, candidates[k], values)
+
+
+def members_of(models: Sequence[Predictor | Ensemble]) -> list[Predictor]:
+    """The predictors of ``models`` in order, each ensemble's members in its place.
+
+    Args:
+        models: predictors and ensembles.
+
+    Returns:
+        The predictors, ready for :class:`qgtools.model.Ensemble`.
+    """
+    return [
+        p for model in models for p in (model.members if isinstance(model, Ensemble) else [model])
+    ]
 
 
 def _val_rejection(ensemble: Ensemble, data: JetData) -> float:

@@ -7,7 +7,7 @@ import pytest
 
 from qgtools import ensembles
 from qgtools.metrics import background_rejection
-from qgtools.model import HParams
+from qgtools.model import Ensemble, HParams
 from qgtools.population import fit_population
 from qgtools.train import evaluate
 
@@ -55,3 +55,12 @@ def test_the_rule_reads_the_validation_split_and_only_the_sizes_it_can_fill(jets
         ensembles.choose_size([], jets)
     with pytest.raises(ValueError, match="at least one size"):
         ensembles.choose_size(ranked, jets, sizes=(5,))
+
+
+def test_an_ensemble_among_the_ranked_counts_as_one_and_brings_its_members(jets):
+    _, runs = ensembles.of_seeds(TINY, jets, seeds=range(3), max_epochs=1)
+    a, b, c = (r.predictor for r in runs)
+    choice = ensembles.choose_size([Ensemble([a, b]), c], jets, sizes=(1, 2, 3))
+    assert sorted(choice.val_rejection) == [1, 2]  # two ranked entries, not three members
+    assert choice.ensemble.members == [a, b, c][: 2 if choice.k == 1 else 3]
+    assert ensembles.members_of([c, Ensemble([a, b])]) == [c, a, b]

@@ -46,7 +46,7 @@ def test_the_command_line_warm_starts_keeps_models_stops_and_reports_the_best_mo
     [(["--patience", "2"], "needs the noise"),
      (["--patience", "0", "--noise", "1"], "patience=0"),
      (["--max-flops", "-3"], "max_flops=-3"),
-     (["--keep-models", "--population", "2"], "population"),
+     (["--max-flops", "1000", "--population", "2"], "population"),
      (["--enqueue", "reference", "--space", "reference"], "cpu-space")],
 )  # fmt: skip
 def test_the_command_line_refuses_bad_settings_in_one_line(tmp_path, toy_npz, capsys, extra, said):
@@ -91,7 +91,8 @@ def test_two_workers_run_populations_with_seeds_on_a_database(kind, toy_npz, tmp
         else request.getfixturevalue("postgres_url")
     )
     args = run_args(url, toy_npz, trials=6, epochs=2, workers=2)
-    out = cli(*args, "--population", "3", "--seeds", "2", cwd=tmp_path)
+    kept = ["--keep-models", "--artifact-dir", str(tmp_path / "models")]
+    out = cli(*args, "--population", "3", "--seeds", "2", *kept, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     study = optuna.load_study(study_name="toy", storage=search.open_storage(url))
     assert 6 <= search.count_finished(study) <= 7  # up to workers - 1 over, as any run
@@ -100,6 +101,9 @@ def test_two_workers_run_populations_with_seeds_on_a_database(kind, toy_npz, tmp
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert len(t.user_attrs["seed_values"]) == 2
             assert math.isclose(t.value, np.mean(t.user_attrs["seed_values"]), abs_tol=1e-3)
+            seeds = search.trial_model(t, tmp_path / "models")  # each seed's model, kept
+            hp = search.hparams_of(t)
+            assert [m.hparams for m in seeds.members] == [hp, hp.replace(seed=hp.seed + 1)]
 
 
 def test_bad_input_is_one_line_and_exit_2_but_a_programming_error_shows_its_traceback(

@@ -9,7 +9,7 @@ import optuna
 import pytest
 from conftest import curves, make_jets
 
-from qgtools import search
+from qgtools import metrics, model, search, train
 from qgtools.population import fit_population
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -149,3 +149,21 @@ def test_bad_population_settings_are_refused_with_the_reason(data, tmp_path):
     with pytest.raises(ValueError, match="seeds=0 must be positive"):
         search.run_study("s", n_trials=1, storage=str(tmp_path / "j"), seeds=0, progress=False)
     assert study.trials == [] and two.trials == []  # nothing asked before the refusal
+
+
+@pytest.mark.parametrize(("population", "seeds"), [(2, 1), (1, 2)])
+def test_a_population_and_a_trial_of_seeds_keep_loadable_models(data, tmp_path, population, seeds):
+    study = optuna.create_study(direction="maximize", sampler=search.make_sampler("random", 5))
+    store = search.artifact_store(tmp_path)
+    trials = search.optimize_population(
+        study, data, "cpu", 1, population, seeds=seeds, num_threads=1, artifacts=store
+    )
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * population
+    for t in trials:
+        kept = search.trial_model(t, tmp_path)
+        assert isinstance(kept, model.Ensemble if seeds > 1 else model.Predictor)
+        members = kept.members if seeds > 1 else [kept]
+        hp = search.hparams_of(t)
+        assert [m.hparams for m in members] == [hp.replace(seed=hp.seed + s) for s in range(seeds)]
+        values = [metrics.background_rejection(*train.evaluate(m, data)[::-1]) for m in members]
+        assert values == pytest.approx(t.user_attrs.get("seed_values", [t.value]), abs=1e-3)

@@ -130,9 +130,8 @@ def test_a_journal_recorded_by_0_1_0_tops_up_without_allow_mismatch(tmp_path, to
         ({"pruner": "asha"}, "Unknown pruner 'asha'"),
         ({"sampler": "cmaes"}, "Unknown sampler 'cmaes'"),
         ({"enqueue": ["nope"]}, r"Unknown configuration\(s\) \['nope'\]"),
-        ({"population": 2, "keep_models": True}, "A population"),
+        ({"population": 2, "max_flops": 2e4}, "A population"),
         ({"seeds": 3, "max_flops": 2e4}, "seeds=3 trains each trial as a population"),
-        ({"seeds": 2, "keep_models": True}, "seeds=2 trains each trial as a population"),
         ({"patience": 3}, "patience=3 needs the noise"),
         ({"jets": 0}, "jets=0"),
         ({"study": "a/b"}, "Study name 'a/b'"),
@@ -147,13 +146,14 @@ def test_settings_are_checked_once_when_made_naming_the_field(change, said):
         assert isinstance(info.value, UsageError)
 
 
-def test_seeds_with_a_flops_budget_or_kept_models_are_refused_before_any_storage(tmp_path):
+def test_seeds_with_a_flops_budget_are_refused_before_any_storage_but_keep_models(tmp_path):
     journal = tmp_path / "s.journal"
-    for extra in ({"max_flops": 2e4}, {"keep_models": True}):
-        with pytest.raises(ValueError, match="seeds=3 trains each trial as a population"):
-            search.run_study("s", n_trials=2, storage=journal, seeds=3, progress=False, **extra)
+    with pytest.raises(ValueError, match="seeds=3 trains each trial as a population"):
+        search.run_study("s", n_trials=2, storage=journal, seeds=3, progress=False, max_flops=2e4)
     assert not journal.exists()
     assert search.StudySettings("s", n_trials=2, seeds=3).seeds == 3  # seeds alone run
+    for ways in ({"seeds": 3}, {"population": 2}, {"population": 2, "seeds": 2}):
+        assert search.StudySettings("s", n_trials=2, keep_models=True, **ways).keep_models
 
 
 def test_run_study_the_command_line_and_a_plan_all_fill_the_settings():

@@ -24,9 +24,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 # ------------------------------------------------------------------ populations and seeds
 
 
-@pytest.mark.parametrize("extra", [["--max-flops", "1000"], ["--keep-models"]])
-def test_seeds_refuse_what_they_would_silently_drop(tmp_path, toy_npz, capsys, extra):
+def test_seeds_refuse_what_they_would_silently_drop(tmp_path, toy_npz, capsys):
     storage = tmp_path / "s.journal"
+    extra = ["--max-flops", "1000"]
     assert (
         search.main([*run_args(str(storage), toy_npz, trials=1, workers=1), "--seeds", "2", *extra])
         == 2
@@ -42,7 +42,7 @@ def test_seeds_refuse_what_they_would_silently_drop(tmp_path, toy_npz, capsys, e
             data=toy_npz,
             max_epochs=1,
             seeds=2,
-            **({"max_flops": 1000} if extra[0] == "--max-flops" else {"keep_models": True}),
+            max_flops=1000,
         )
 
 

@@ -2,7 +2,7 @@
 
 Explained in notebooks 05 (study, objective, pruning, storage), 06 (workers, storages), 08
 (populations) and 09 (beyond the defaults). The command line, ``python -m qgtools.search
-run|report|proxy``, is described in :mod:`qgtools.search.cli`; the storage named by the
+run|report|ensemble|proxy``, is described in :mod:`qgtools.search.cli`; the storage named by the
 environment variable ``QG_STORAGE`` keeps a password off the command line.
 
 One module per concept, each importing only the modules before it in ``MODULE_ORDER``:
@@ -25,6 +25,7 @@ One module per concept, each importing only the modules before it in ``MODULE_OR
 - ``importances``: hyperparameter importances and their spread over repeats;
 - ``repeats``: several whole studies side by side;
 - ``reporting``: the report and its plots;
+- ``ensemble``: the ensemble of a study's top trials, kept or trained again;
 - ``cli``: the command line.
 
 This file only gathers the public names (as Optuna's ``optuna/samplers/__init__.py`` does):
@@ -41,6 +42,7 @@ from qgtools.search.artifacts import (
     trial_model,
 )
 from qgtools.search.cli import main
+from qgtools.search.ensemble import StudyEnsemble, top_trials_ensemble
 from qgtools.search.importances import (
     MIN_TRIALS_FOR_IMPORTANCES,
     importance_spread,
@@ -135,6 +137,7 @@ MODULE_ORDER = (
     "importances",
     "repeats",
     "reporting",
+    "ensemble",
     "cli",
 )
 """The modules of ``qgtools.search`` in import order: each imports only modules before it."""
@@ -172,6 +175,7 @@ __all__ = [
     "TRIALS_PER_SHAPE",
     "Space",
     "StudyPlan",
+    "StudyEnsemble",
     "StudySettings",
     "StudySummary",
     "artifact_store",
@@ -210,5 +214,6 @@ __all__ = [
     "serve_proxy",
     "slurm_jobs_running",
     "storage_url",
+    "top_trials_ensemble",
     "trial_model",
 ]

@@ -1,4 +1,11 @@
-"""Kept models: each complete trial's trained model in Optuna's artifact store (notebook 09)."""
+"""Kept models: each complete trial's trained model in Optuna's artifact store (notebook 09).
+
+One artifact per trial, whichever way the study runs: the trial's model as
+:func:`qgtools.model.save_model` writes it, a :class:`~qgtools.model.Predictor` for a trial of one
+training seed, a :class:`~qgtools.model.Ensemble` of its seeds' models (seed ``seed`` first) for a
+trial of ``seeds`` > 1. A study that kept models before seeds could hold predictors only; both load
+with :func:`trial_model`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, Trial
 
-from qgtools.model import load_model, save_model
+from qgtools.model import Ensemble, Predictor, load_model, save_model
 from qgtools.search.urls import _local_file, _mask, storage_url
 
 ARTIFACTS_SUFFIX = ".artifacts"
@@ -59,13 +66,18 @@ def artifact_store(folder: str | os.PathLike) -> optuna.artifacts.FileSystemArti
     return optuna.artifacts.FileSystemArtifactStore(path)
 
 
-def keep_model(trial: Trial, predictor, artifacts: optuna.artifacts.FileSystemArtifactStore) -> str:
+def keep_model(
+    trial: Trial,
+    predictor: Predictor | Ensemble,
+    artifacts: optuna.artifacts.FileSystemArtifactStore,
+) -> str:
     """Store a trial's trained model (:func:`qgtools.model.save_model`'s file) as an artifact of
     the trial; its id goes into the user attribute ``model_artifact``. Returns the id.
 
     Args:
         trial: the trial the model belongs to.
-        predictor: its trained model (a :class:`qgtools.model.Predictor`).
+        predictor: its trained model: a :class:`qgtools.model.Predictor`, or for a trial of
+            several training seeds the :class:`qgtools.model.Ensemble` of its seeds' models.
         artifacts: the store (:func:`artifact_store`).
 
     Returns:
@@ -113,8 +125,11 @@ def model_file(trial: FrozenTrial, folder: str | os.PathLike) -> Path:
     return path
 
 
-def trial_model(trial: FrozenTrial, folder: str | os.PathLike):
-    """A trial's kept model, loaded without retraining (a :class:`qgtools.model.Predictor`).
+def trial_model(trial: FrozenTrial, folder: str | os.PathLike) -> Predictor | Ensemble:
+    """A trial's kept model, loaded without retraining: a :class:`qgtools.model.Predictor`, or
+    for a trial of ``seeds`` > 1 the :class:`qgtools.model.Ensemble` of its seeds' models (its
+    ``members``, seed ``seed`` first; the trial's value is the mean of their values, not the
+    ensemble's).
 
     Args:
         trial: a trial of a run with ``keep_models``.

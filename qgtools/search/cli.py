@@ -1,6 +1,7 @@
-"""The command line, ``python -m qgtools.search run|report|proxy``.
+"""The command line, ``python -m qgtools.search run|report|ensemble|proxy``.
 
-Explained in notebooks 05 (study, objective, pruning, storage) and 06 (workers, storages).
+Explained in notebooks 05 (study, objective, pruning, storage) and 06 (workers, storages); the
+ensemble of a study's top trials in notebook 07.
 
 Command line::
 
@@ -10,6 +11,8 @@ Command line::
         [--population K] [--seeds S] [--enqueue NAME ...] [--max-flops F]
         [--patience N [--noise X]] [--keep-models [--artifact-dir DIR]]
     python -m qgtools.search report --study NAME [--storage URL] [--out DIR] [--artifact-dir DIR]
+    python -m qgtools.search ensemble --study NAME [--storage URL] [--artifact-dir DIR]
+        (--top K | --choose) [--retrain] [--data SOURCE] [--out FILE]
     python -m qgtools.search proxy [--storage RDB-URL] [--host HOST] [--port PORT]
 
 Notebook 09 explains ``--enqueue`` (warm start), ``--sampler gp``, ``--max-flops`` (a constraint),
@@ -25,6 +28,13 @@ line and the process list: ``export QG_STORAGE=postgresql://...``); without both
 journal file ``qg-studies.journal`` in the working directory (safe for several processes on one
 machine).
 
+``ensemble`` averages the models of the study's top K trials by validation rejection (``--choose``:
+K of 1, 2, 3, 5 by the ensemble's validation rejection, ties to the smaller), kept by a run with
+``--keep-models`` or, with ``--retrain``, trained again from the study's recorded settings
+(``--data`` names the data its run was given); it prints the ensemble's validation rejection
+beside the best trial's and saves it (``--out``, default ``<study>-ensemble.pt`` beside the
+storage file) for :func:`qgtools.model.load_model`.
+
 ``run`` exits with 0 (budget met), 1 (workers stopped early), 2 (bad input, said in one line
 before any worker starts), 3 (too many failed trials in a row) or 130 (Ctrl-C: the workers are
 stopped and their running trials marked failed).
@@ -33,11 +43,17 @@ stopped and their running trials marked failed).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
+from pathlib import Path
 
 from qgtools.config import sizes
+from qgtools.ensembles import ENSEMBLE_SIZES
+from qgtools.errors import UsageError
+from qgtools.model import save_model
+from qgtools.search.ensemble import top_trials_ensemble
 from qgtools.search.proxy import serve_proxy
 from qgtools.search.reporting import report
 from qgtools.search.run import _run
@@ -47,7 +63,7 @@ from qgtools.search.spaces import KNOWN_CONFIGURATIONS, SPACES
 from qgtools.search.storage import PROXY_PORT
 from qgtools.search.summary import StudySummary
 from qgtools.search.supervise import INTERRUPTED_EXIT_CODE
-from qgtools.search.urls import DEFAULT_STORAGE, STORAGE_VARIABLE
+from qgtools.search.urls import DEFAULT_STORAGE, STORAGE_VARIABLE, _local_file, storage_url
 from qgtools.search.workers import (
     FAILING_EXIT_CODE,
     MAX_FAILS_IN_A_ROW,
@@ -160,7 +176,8 @@ def _add_beyond_defaults(parser: argparse.ArgumentParser) -> None:
     add(
         "--keep-models",
         action="store_true",
-        help="store each complete trial's model (in --artifact-dir, default <storage>.artifacts)",
+        help="store each complete trial's model, with --seeds its seeds' ensemble (in "
+        "--artifact-dir, default <storage>.artifacts)",
     )
     add("--artifact-dir", default=None, help="the folder for --keep-models")
     add(
@@ -248,6 +265,66 @@ def _take_report(args: argparse.Namespace) -> int:
     return 0 if report(args.study, args.storage, args.out, args.artifact_dir) else 1
 
 
+def _add_ensemble_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--study", required=True)
+    add("--storage", default=None, help=_STORAGE_HELP)
+    add("--artifact-dir", default=None, help="where the run kept its models (if not beside)")
+    size = parser.add_mutually_exclusive_group(required=True)
+    size.add_argument(
+        "--top", type=int, metavar="K", help="the top K trials by validation rejection"
+    )
+    size.add_argument(
+        "--choose",
+        action="store_true",
+        help=f"K of {', '.join(map(str, ENSEMBLE_SIZES))} by the ensemble's validation "
+        "rejection, ties to the smaller (then its value is optimistic)",
+    )
+    add(
+        "--retrain",
+        action="store_true",
+        help="train the trials again from the study's recorded settings, not its kept models",
+    )
+    add(
+        "--data",
+        default="auto",
+        help="the data the study's run was given, read for the validation values (and "
+        "--retrain): auto, energyflow, sample or a .npz path",
+    )
+    add(
+        "--out",
+        default=None,
+        help="the ensemble's file; default <study>-ensemble.pt beside the storage file (in the "
+        "working directory for a database server)",
+    )
+
+
+def _take_ensemble(args: argparse.Namespace) -> int:
+    """Build the ensemble, say its validation rejection beside the best trial's, save it."""
+    out = Path(args.out) if args.out is not None else _ensemble_file(args.study, args.storage)
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder: name a file, say {out / 'ensemble.pt'}.")
+    built = top_trials_ensemble(
+        args.study,
+        None if args.choose else args.top,
+        storage=args.storage,
+        artifact_dir=args.artifact_dir,
+        retrain=args.retrain,
+        data=args.data,
+    )
+    save_model(built.ensemble, out)
+    print(built.lines())
+    print(f"Saved it to {out} (qgtools.model.load_model loads it)")
+    return 0
+
+
+def _ensemble_file(study: str, storage: str | None) -> Path:
+    """``<study>-ensemble.pt`` beside the storage file, or in the working directory."""
+    file = _local_file(storage_url(storage))
+    name = re.sub(r"[/\\]", "_", study) + "-ensemble.pt"  # a study made elsewhere may hold them
+    return file.with_name(name) if file is not None else Path(name)
+
+
 def _add_proxy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
@@ -277,6 +354,11 @@ _COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] 
         _take_run,
     ),
     "report": ("print the best trials and write plots", _add_report_options, _take_report),
+    "ensemble": (
+        "average the top trials' models (kept, or trained again) and save the ensemble",
+        _add_ensemble_options,
+        _take_ensemble,
+    ),
     "proxy": (
         "run Optuna's gRPC storage proxy in front of a database, until Ctrl-C",
         _add_proxy_options,

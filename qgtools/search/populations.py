@@ -13,8 +13,9 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from qgtools.data import JetData
-from qgtools.model import HParams
+from qgtools.model import Ensemble, HParams
 from qgtools.population import SHARED_FIELDS, fit_population
+from qgtools.search.artifacts import keep_model
 from qgtools.search.objective import SPLIT_SEED
 from qgtools.search.recovery import record_worker
 from qgtools.search.spaces import SPACES, Space
@@ -60,6 +61,7 @@ def optimize_population(
     keep_asking: Callable[[], bool] | None = None,
     num_threads: int | None = None,
     split_seed: int = SPLIT_SEED,
+    artifacts: optuna.artifacts.FileSystemArtifactStore | None = None,
 ) -> list[FrozenTrial]:
     """Train ``population`` trials of one shape at once, asking for new ones as places free up.
 
@@ -74,8 +76,8 @@ def optimize_population(
     ``keep_asking()`` says no. ``study.tell`` ends each trial with the mean over seeds of each
     seed's best validation rejection; ``seed_values`` and ``seed_std`` hold the seeds' own
     values. The trials carry the user attributes :func:`make_objective` sets (``hparams``,
-    ``worker``, ``best_epoch``, ...), so reports, ``hparams_of`` and dead-worker recovery work
-    unchanged.
+    ``worker``, ``best_epoch``, ``model_artifact`` with ``artifacts``, ...), so reports,
+    ``hparams_of``, kept models and dead-worker recovery work unchanged.
     Single-objective (validation rejection) studies only.
 
     Args:
@@ -89,6 +91,9 @@ def optimize_population(
         keep_asking: asked before each new trial after the first; ``False`` stops asking.
         num_threads: torch threads; ``None`` leaves them.
         split_seed: the split's seed.
+        artifacts: a store (:func:`artifact_store`) for each complete trial's model: its
+            best-epoch :class:`~qgtools.model.Predictor`, or with ``seeds`` > 1 the
+            :class:`~qgtools.model.Ensemble` of its seeds' (:func:`trial_model` loads it).
 
     Returns:
         The trials, in the order they were asked.
@@ -109,6 +114,7 @@ def optimize_population(
         seeds,
         population if n_trials is None else n_trials,
         keep_asking,
+        artifacts,
     )
     fit_population(
         asked.ask(population),
@@ -135,14 +141,15 @@ class _Asked:
         seeds: int,
         n_trials: int,
         keep_asking: Callable[[], bool] | None,
+        artifacts: optuna.artifacts.FileSystemArtifactStore | None = None,
     ) -> None:
         self.study, self.space_fn, self.max_epochs = study, space_fn, max_epochs
         self.population, self.seeds, self.n_trials = population, seeds, n_trials
-        self.keep_asking = keep_asking
+        self.keep_asking, self.artifacts = keep_asking, artifacts
         self.trials: list[Trial] = []
         self.shape: dict = {}
         self.owner: list[int] = []  # the trial of each member, by member index
-        self.finished: dict[int, list] = {}  # trial -> its members' results, as they leave
+        self.finished: dict[int, dict] = {}  # trial -> its members' results by index, as they leave
 
     def ask(self, n: int) -> list[HParams]:
         """Up to ``n`` new trials' members (``seeds`` each)."""
@@ -202,10 +209,10 @@ class _Asked:
 
     def leave(self, i: int, result) -> None:
         """A member left; its trial ends as soon as its last member leaves."""
-        mine = self.finished.setdefault(self.owner[i], [])
-        mine.append(result)
-        if len(mine) == self.seeds:
-            self._tell(self.trials[self.owner[i]], mine)
+        mine = self.finished.setdefault(self.owner[i], {})
+        mine[i] = result
+        if len(mine) == self.seeds:  # in seed order: a trial's members have consecutive indices
+            self._tell(self.trials[self.owner[i]], [mine[j] for j in sorted(mine)])
 
     def _tell(self, trial: Trial, mine: list) -> None:
         trial.set_user_attr("best_epoch", mine[0].best_epoch)
@@ -225,6 +232,11 @@ class _Asked:
             if self.seeds > 1:
                 trial.set_user_attr("seed_values", [round(v, 4) for v in values])
                 trial.set_user_attr("seed_std", round(float(np.std(values, ddof=1)), 4))
+            if self.artifacts is not None:
+                models = [r.predictor for r in mine]
+                keep_model(
+                    trial, models[0] if len(models) == 1 else Ensemble(models), self.artifacts
+                )
             self.study.tell(trial, float(np.mean(values)))
 
 
@@ -240,6 +252,7 @@ def search_populations(
     timeout: float | None = None,
     num_threads: int | None = None,
     split_seed: int = SPLIT_SEED,
+    artifacts: optuna.artifacts.FileSystemArtifactStore | None = None,
 ) -> list[FrozenTrial]:
     """Population after population (:func:`optimize_population`, each asking
     ``TRIALS_PER_SHAPE`` x ``population`` trials of its shape) in this process, until
@@ -247,8 +260,8 @@ def search_populations(
     starts; the running ones finish). The in-process counterpart of ``study.optimize``.
 
     Args:
-        study, data, space, max_epochs, population, seeds, num_threads, split_seed: as
-            :func:`optimize_population` takes them.
+        study, data, space, max_epochs, population, seeds, num_threads, split_seed, artifacts:
+            as :func:`optimize_population` takes them.
         n_trials: trials to ask in all, or ``None`` (then ``timeout`` ends the search).
         timeout: seconds after which no new trial starts, or ``None``.
 
@@ -279,5 +292,6 @@ def search_populations(
             keep_asking=in_time,
             num_threads=num_threads,
             split_seed=split_seed,
+            artifacts=artifacts,
         )
     return ran

@@ -76,7 +76,8 @@ def run_study(
         max_flops: a FLOPs-per-jet budget as a constraint (recorded; the best trial is the best
             feasible one).
         keep_models: store each complete trial's model in ``artifact_dir`` (default
-            :func:`artifacts_beside` the storage).
+            :func:`artifacts_beside` the storage); with ``seeds`` > 1, the ensemble of its
+            seeds' models (:func:`trial_model`).
         patience, noise: stop when ``patience`` finished trials in a row have not beaten the
             best by more than ``noise`` (given, or with ``seeds`` > 1 :func:`rule_noise`), never
             within the sampler's start-up (``TPE_STARTUP_TRIALS``; 0 for random search).

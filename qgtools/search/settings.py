@@ -47,7 +47,8 @@ class StudySettings:
         seeds: training seeds per trial, whose mean is its value; 1 or more.
         enqueue: names of ``KNOWN_CONFIGURATIONS`` to train first (cpu space only).
         max_flops: a FLOPs-per-jet budget as a constraint, or ``None``.
-        keep_models: store each complete trial's model.
+        keep_models: store each complete trial's model (with ``seeds`` > 1, the ensemble of its
+            seeds' models), populations included.
         artifact_dir: the folder for kept models; ``None``: beside the storage file.
         patience: stop after this many finished trials without news, or ``None`` (no rule).
         noise: the rule's noise; ``None``: measured from the trials' seeds (``seeds`` > 1).
@@ -135,16 +136,15 @@ def _check_search(s: StudySettings) -> None:
 def _check_extras(s: StudySettings) -> None:
     if s.enqueue and s.space != "cpu":
         raise UsageError(f"enqueue={list(s.enqueue)}: the known configurations are cpu-space ones.")
-    if s.population > 1 and (s.enqueue or s.max_flops is not None or s.keep_models):
+    if s.population > 1 and (s.enqueue or s.max_flops is not None):
         raise UsageError(
             "A population (population > 1) shares one shape per population: it takes no "
-            "enqueued configurations, FLOPs budget or kept models. Run with population=1."
+            "enqueued configurations or FLOPs budget. Run with population=1."
         )
-    if s.seeds > 1 and (s.max_flops is not None or s.keep_models):
+    if s.seeds > 1 and s.max_flops is not None:
         raise UsageError(
             f"seeds={s.seeds} trains each trial as a population of its seeds, which takes no "
-            "FLOPs budget or kept models yet: run with seeds=1 (--seeds 1), or without "
-            "max_flops and keep_models (--max-flops, --keep-models)."
+            "FLOPs budget yet: run with seeds=1 (--seeds 1), or without max_flops (--max-flops)."
         )
     _check_known(s.enqueue)
     check_max_flops(s.max_flops)

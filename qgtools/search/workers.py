@@ -148,6 +148,7 @@ def _population_in_worker(
             n_trials=TRIALS_PER_SHAPE * size,
             keep_asking=lambda: _taken(study) < job.n_trials,
             num_threads=1,
+            artifacts=artifact_store(job.artifact_dir) if job.keep_models else None,
         )
     except Exception as error:  # noqa: BLE001 (recorded on the trials, as optimize's catch does)
         reason = f"{type(error).__name__}: {error}"
