@@ -57,6 +57,7 @@ MEMBER_FIELDS = ("lr", "patience", "factor", "dropout", "pos_weight", "seed")
 
 ADAMW = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}  # torch.optim.AdamW's defaults
 EVAL_ROWS = 10_000  # validation jets per forward pass
+UPDATE_BLOCK = 2**18  # numbers per block of the optimizer's update (1 MB of float32)
 
 
 def member_bytes(hp: HParams) -> int:
@@ -260,18 +261,27 @@ class StackedAdamW:
 
     @torch.no_grad()
     def step(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor) -> None:
-        """One update of ``flat`` from ``grad`` (both (K, P)); ``lr`` has one value per member."""
+        """One update of ``flat`` from ``grad`` (both (K, P)); ``lr`` has one value per member.
+        Done in column blocks of about ``UPDATE_BLOCK`` numbers, so that each block's weights,
+        gradient and moments stay in the cache across the update's operations."""
         beta1, beta2 = ADAMW["betas"]
         self.steps += 1
-        correction1 = (1 - beta1**self.steps).view(-1, 1)
+        scale = (lr / (1 - beta1**self.steps)).view(-1, 1)
         correction2_sqrt = (1 - beta2**self.steps).sqrt().view(-1, 1)
-        rate = lr.view(-1, 1)
-        flat.mul_(1 - rate * ADAMW["weight_decay"])
-        self.exp_avg.lerp_(grad, 1 - beta1)
-        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        torch.maximum(self.max_sq, self.exp_avg_sq, out=self.max_sq)
-        denom = self.max_sq.sqrt().div_(correction2_sqrt).add_(ADAMW["eps"])
-        flat.sub_(self.exp_avg.div(denom).mul_(rate / correction1))
+        decay = 1 - lr.view(-1, 1) * ADAMW["weight_decay"]
+        width = max(1, UPDATE_BLOCK // len(flat))
+        for start in range(0, flat.shape[1], width):
+            block = slice(start, start + width)
+            p, g = flat[:, block], grad[:, block]
+            exp_avg, exp_avg_sq, max_sq = (
+                t[:, block] for t in (self.exp_avg, self.exp_avg_sq, self.max_sq)
+            )
+            p.mul_(decay)
+            exp_avg.lerp_(g, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            torch.maximum(max_sq, exp_avg_sq, out=max_sq)
+            denom = max_sq.sqrt().div_(correction2_sqrt).add_(ADAMW["eps"])
+            p.sub_(exp_avg.div(denom).mul_(scale))
 
 
 @dataclass
