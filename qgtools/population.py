@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -56,6 +57,7 @@ MEMBER_FIELDS = ("lr", "patience", "factor", "dropout", "pos_weight", "seed")
 
 ADAMW = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}  # torch.optim.AdamW's defaults
 EVAL_ROWS = 10_000  # validation jets per forward pass
+UPDATE_BLOCK = 2**18  # numbers per block of the optimizer's update (1 MB of float32)
 
 
 def member_bytes(hp: HParams) -> int:
@@ -95,7 +97,9 @@ class StackedMLP:
     """K benchmark MLPs of one shape as stacked tensors (member first), trained together.
 
     Built from the members' own ``mlp_from_hparams`` networks, each made after
-    ``torch.manual_seed(hp.seed)``, so member k starts where ``fit`` would.
+    ``torch.manual_seed(hp.seed)``, so member k starts where ``fit`` would. Every weight is a
+    view into one (K, P) tensor ``flat`` (P weights per member), and every gradient into one
+    ``flat_grad``, so the optimizer updates all layers with a few operations on whole tensors.
     """
 
     def __init__(self, members: Sequence[HParams]) -> None:
@@ -106,20 +110,32 @@ class StackedMLP:
         self.activation = getattr(nn, members[0].hidden_activation)()
         self.layer_norm, self.batch_norm = members[0].layer_norm, members[0].batch_norm
         # trained by the optimizer, in layer order; then the BatchNorm running means and variances
-        self.params, self.buffers = _stacked(members)
-        for p in self.params:
-            p.requires_grad_(True)
+        params, self.buffers = _stacked(members)
+        self.shapes = [p.shape[1:] for p in params]
+        self.flat = _flattened(params)
+        self._view()
         self.dropout = torch.tensor([hp.dropout for hp in members])
+
+    def _view(self) -> None:
+        """``params``: each weight as a view into ``flat``, its gradient a view into
+        ``flat_grad`` (autograd adds into it in place)."""
+        self.flat_grad = torch.zeros_like(self.flat)
+        self.params = []
+        start, k = 0, len(self.flat)
+        for shape in self.shapes:
+            size = shape.numel()
+            param = self.flat[:, start : start + size].view(k, *shape).requires_grad_(True)
+            param.grad = self.flat_grad[:, start : start + size].view(k, *shape)
+            self.params.append(param)
+            start += size
 
     def add(self, members: Sequence[HParams]) -> None:
         """New members (of the same shape) join, starting from their own initial weights."""
         check_population([self.shape, *members])
         params, buffers = _stacked(members)
         self.members += list(members)
-        self.params = [
-            torch.cat([p.detach(), q]).requires_grad_(True)
-            for p, q in zip(self.params, params, strict=True)
-        ]
+        self.flat = torch.cat([self.flat, _flattened(params)])
+        self._view()
         self.buffers = [torch.cat([b, c]) for b, c in zip(self.buffers, buffers, strict=True)]
         self.dropout = torch.cat([self.dropout, torch.tensor([hp.dropout for hp in members])])
 
@@ -153,13 +169,13 @@ class StackedMLP:
         return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)).squeeze(-1)
 
     def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
+        self.flat_grad.zero_()
 
     def keep(self, index: torch.Tensor) -> None:
         """Only the members at ``index`` go on (the stacked tensors shrink)."""
         self.members = [self.members[i] for i in index.tolist()]
-        self.params = [p.detach()[index].requires_grad_(True) for p in self.params]
+        self.flat = self.flat[index]
+        self._view()
         self.buffers = [b[index] for b in self.buffers]
         self.dropout = self.dropout[index]
 
@@ -211,49 +227,61 @@ def _stacked(members: Sequence[HParams]) -> tuple[list[torch.Tensor], list[torch
     return params, buffers
 
 
+def _flattened(params: list[torch.Tensor]) -> torch.Tensor:
+    """Stacked weights (K, ...) side by side as one (K, P) tensor, in their order."""
+    return torch.cat([p.reshape(len(p), -1) for p in params], dim=1)
+
+
 def _has_state(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear | nn.LayerNorm | nn.BatchNorm1d)
 
 
 class StackedAdamW:
-    """AdamW with amsgrad on stacked parameters: torch's update, with a learning rate and a
-    step count per member (members that join later start their own count)."""
+    """AdamW with amsgrad on a population's (K, P) weights: torch's update, with a learning rate
+    and a step count per member (members that join later start their own count), as a few
+    operations on whole tensors whatever the depth."""
 
-    def __init__(self, params: list[torch.Tensor]) -> None:
-        self.steps = torch.zeros(len(params[0]))
-        self.state = [
-            [torch.zeros_like(p), torch.zeros_like(p), torch.zeros_like(p)] for p in params
-        ]
+    def __init__(self, flat: torch.Tensor) -> None:
+        self.steps = torch.zeros(len(flat))
+        self.exp_avg, self.exp_avg_sq, self.max_sq = (torch.zeros_like(flat) for _ in range(3))
 
     def keep(self, index: torch.Tensor) -> None:
         self.steps = self.steps[index]
-        self.state = [[t[index] for t in moments] for moments in self.state]
+        self.exp_avg, self.exp_avg_sq, self.max_sq = (
+            t[index] for t in (self.exp_avg, self.exp_avg_sq, self.max_sq)
+        )
 
-    def add(self, params: list[torch.Tensor], n: int) -> None:
-        """``n`` new members at the end of ``params`` (already grown): fresh moments."""
+    def add(self, n: int) -> None:
+        """``n`` new members at the end: fresh moments."""
         self.steps = torch.cat([self.steps, torch.zeros(n)])
-        self.state = [
-            [torch.cat([t, torch.zeros_like(p[-n:])]) for t in moments]
-            for p, moments in zip(params, self.state, strict=True)
-        ]
+        self.exp_avg, self.exp_avg_sq, self.max_sq = (
+            torch.cat([t, t.new_zeros(n, t.shape[1])])
+            for t in (self.exp_avg, self.exp_avg_sq, self.max_sq)
+        )
 
     @torch.no_grad()
-    def step(self, params: list[torch.Tensor], lr: torch.Tensor) -> None:
-        """One update; ``lr`` has one value per member."""
+    def step(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor) -> None:
+        """One update of ``flat`` from ``grad`` (both (K, P)); ``lr`` has one value per member.
+        Done in column blocks of about ``UPDATE_BLOCK`` numbers, so that each block's weights,
+        gradient and moments stay in the cache across the update's operations."""
         beta1, beta2 = ADAMW["betas"]
         self.steps += 1
-        correction1 = 1 - beta1**self.steps
-        correction2_sqrt = (1 - beta2**self.steps).sqrt()
-        for p, (exp_avg, exp_avg_sq, max_sq) in zip(params, self.state, strict=True):
-            view = (-1, *([1] * (p.dim() - 1)))
-            rate = lr.view(view)
-            p.mul_(1 - rate * ADAMW["weight_decay"])
-            exp_avg.lerp_(p.grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+        scale = (lr / (1 - beta1**self.steps)).view(-1, 1)
+        correction2_sqrt = (1 - beta2**self.steps).sqrt().view(-1, 1)
+        decay = 1 - lr.view(-1, 1) * ADAMW["weight_decay"]
+        width = max(1, UPDATE_BLOCK // len(flat))
+        for start in range(0, flat.shape[1], width):
+            block = slice(start, start + width)
+            p, g = flat[:, block], grad[:, block]
+            exp_avg, exp_avg_sq, max_sq = (
+                t[:, block] for t in (self.exp_avg, self.exp_avg_sq, self.max_sq)
+            )
+            p.mul_(decay)
+            exp_avg.lerp_(g, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
             torch.maximum(max_sq, exp_avg_sq, out=max_sq)
-            denom = (max_sq.sqrt() / correction2_sqrt.view(view)).add_(ADAMW["eps"])
-            p.sub_(exp_avg / denom * (rate / correction1.view(view)))
-            p.grad = None
+            denom = max_sq.sqrt().div_(correction2_sqrt).add_(ADAMW["eps"])
+            p.sub_(exp_avg.div(denom).mul_(scale))
 
 
 @dataclass
@@ -367,7 +395,7 @@ class _Rounds:
         self.results: dict[int, TrainResult] = {}
         self.result, self.on_leave = result, on_leave
         self.net = StackedMLP(members)
-        self.optimizer = StackedAdamW(self.net.params)
+        self.optimizer = StackedAdamW(self.net.flat)
 
     def drop(self, keep: torch.Tensor) -> None:
         """Keep only the alive members at the positions ``keep``."""
@@ -419,8 +447,8 @@ class _Rounds:
             if not self.alive:
                 break
             net.zero_grad()
-            loss.sum().backward()
-            self.optimizer.step(net.params, lr)
+            _backward(loss.sum())
+            self.optimizer.step(net.flat, net.flat_grad, lr)
             losses.append(loss.detach())
         return epochs, pos_weight, losses
 
@@ -463,9 +491,18 @@ class _Rounds:
     def add(self, new: list[HParams]) -> None:
         """Bring ``new`` members (of the same shape) into the free places."""
         self.net.add(new)
-        self.optimizer.add(self.net.params, len(new))
+        self.optimizer.add(len(new))
         self.alive += range(len(self.trackers), len(self.trackers) + len(new))
         self.trackers += [_Tracker(hp, []) for hp in new]
+
+
+def _backward(loss: torch.Tensor) -> None:
+    """``loss.backward()``. Each weight's gradient is a view into ``flat_grad``, strided as the
+    weight is, and autograd adds into it in place; its warning that such a gradient does not
+    follow its layout contract (a dense one) is expected here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*gradient layout contract")
+        loss.backward()
 
 
 def _rate(hp: HParams, epoch: int) -> float:
