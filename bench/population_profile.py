@@ -39,6 +39,7 @@ from collections import defaultdict
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
+from training_speed import matmul_gflops  # bench/ is the script's folder, so on sys.path
 
 from qgtools import population
 from qgtools.model import CPU_HPARAMS, count_parameters, mlp_from_hparams
@@ -107,15 +108,6 @@ def kind_of(event, parents: dict) -> str:
     return "element-wise"
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
-
-
 def profile_case(width: int, k: int, n_train: int, rate: float) -> dict:
     """One width and K: the unprofiled epoch's wall time and the profile's shares."""
     hp = SHAPE.replace(n_channels=width)
@@ -172,7 +164,7 @@ def main() -> None:
     population.StackedMLP.forward = labelled(population.StackedMLP.forward, "qg::forward")
     population.StackedAdamW.step = labelled(population.StackedAdamW.step, "qg::optimizer")
     population._validate = labelled(population._validate, "qg::validation")
-    rate = matmul_gflops()
+    rate = matmul_gflops(1024)
     print(
         f"torch {torch.__version__}, {args.threads} thread(s); float32 matmul {rate:.0f} GFLOP/s; "
         f"synthetic jets, {args.jets} training and {VAL_JETS} validation per epoch; 3 hidden "
