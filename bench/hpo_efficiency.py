@@ -203,14 +203,12 @@ def test_rejections(jets: data.JetData, hp: model.HParams) -> list[float]:
             )
             for member in members
         ]
-    values = []
-    for result in results:
-        if result.status != "ok" or result.best_epoch < 0:
-            values.append(math.nan)
-            continue
-        scores, labels = train.evaluate(result.predictor, jets, split="test")
-        values.append(metrics.background_rejection(labels, scores))
-    return values
+    return [
+        train.rejection(result.predictor, jets, "test")
+        if result.status == "ok" and result.best_epoch >= 0
+        else math.nan
+        for result in results
+    ]
 
 
 def judge(jets: data.JetData, run: Run) -> list[float]:
@@ -250,8 +248,8 @@ def judge_ensemble(jets: data.JetData, run: Run) -> EnsembleJudged:
     if not ranked:
         return EnsembleJudged(0, math.nan, math.nan)
     choice = ensembles.choose_size([search.trial_model(t, run.models) for t in ranked], jets)
-    test = rejection_on_test(jets, choice.ensemble)
-    members = [rejection_on_test(jets, member) for member in choice.ensemble.members]
+    test = train.rejection(choice.ensemble, jets, "test")
+    members = [train.rejection(member, jets, "test") for member in choice.ensemble.members]
     print(
         f"  {run.method:<14} seed {run.seed}: ensemble of the best {choice.k} trial(s) "
         f"{[t.number for t in ranked[: choice.k]]}, {choice.line()}: test rejection {test:.1f}, "
@@ -259,11 +257,6 @@ def judge_ensemble(jets: data.JetData, run: Run) -> EnsembleJudged:
         flush=True,
     )
     return EnsembleJudged(choice.k, test, float(np.mean(members)))
-
-
-def rejection_on_test(jets: data.JetData, predictor) -> float:
-    scores, labels = train.evaluate(predictor, jets, split="test")
-    return metrics.background_rejection(labels, scores)
 
 
 def mean_std(values, digits: int = 1) -> str:

@@ -13,10 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from qgtools.data import JetData
-from qgtools.metrics import background_rejection
 from qgtools.model import Ensemble, HParams, Predictor
 from qgtools.population import fit_population
-from qgtools.train import TrainResult, evaluate
+from qgtools.train import TrainResult, rejection
 
 ENSEMBLE_SIZES = (1, 2, 3, 5)
 """The numbers of members the rule chooses from."""
@@ -93,7 +92,7 @@ def choose_size(
             f"got {len(ranked)} predictor(s)."
         )
     candidates = {k: Ensemble(members_of(ranked[:k]), combine) for k in usable}
-    values = {k: _val_rejection(ensemble, data) for k, ensemble in candidates.items()}
+    values = {k: rejection(ensemble, data) for k, ensemble in candidates.items()}
     best = max(values.values())
     k = min(k for k, value in values.items() if value == best)  # a tie: the smaller k
     return SizeChoice(k, candidates[k], values)
@@ -111,8 +110,3 @@ def members_of(models: Sequence[Predictor | Ensemble]) -> list[Predictor]:
     return [
         p for model in models for p in (model.members if isinstance(model, Ensemble) else [model])
     ]
-
-
-def _val_rejection(ensemble: Ensemble, data: JetData) -> float:
-    scores, labels = evaluate(ensemble, data, split="val")
-    return background_rejection(labels, scores)

@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from qgtools import metrics
 from qgtools.data import DEFAULT_SPLIT, SPLIT_NAMES, JetData
 from qgtools.data import split as split_data
-from qgtools.model import HParams, Predictor, count_parameters
+from qgtools.model import Ensemble, HParams, Predictor, count_parameters
 from qgtools.preprocessing import Preprocessor
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ __all__ = [
     "Predictor",
     "TrainResult",
     "evaluate",
+    "rejection",
     "fit",
     "torch_threads",
 ]
@@ -232,3 +234,19 @@ def evaluate(
     parts = split_data(data, predictor.split_sizes, predictor.split_seed)
     part = dict(zip(SPLIT_NAMES, parts, strict=True))[split]
     return predictor.predict(part.X), part.y
+
+
+def rejection(predictor: Predictor | Ensemble, data: JetData, split: str = "val") -> float:
+    """Background rejection at 50% quark efficiency of ``predictor`` on one part of ``data``
+    (:func:`evaluate`'s scores, :func:`qgtools.metrics.background_rejection`).
+
+    Args:
+        predictor: a trained predictor or ensemble.
+        data: the jets it was trained on (as :func:`evaluate` takes them).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+
+    Returns:
+        The rejection, 1 / FPR.
+    """
+    scores, labels = evaluate(predictor, data, split)
+    return metrics.background_rejection(labels, scores)

@@ -34,7 +34,7 @@ def test_the_rule_keeps_the_best_size_on_validation_and_ties_go_to_the_smaller(j
         ({1: 23.0, 2: 21.0, 3: 22.5, 5: 22.0}, 1),
     ]:
         monkeypatch.setattr(
-            ensembles, "_val_rejection", lambda ensemble, data, t=table: t[len(ensemble.members)]
+            ensembles, "rejection", lambda ensemble, data, t=table: t[len(ensemble.members)]
         )
         choice = ensembles.choose_size(ranked, jets)
         assert choice.k == chosen and choice.ensemble.members == ranked[:chosen]

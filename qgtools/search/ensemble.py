@@ -13,14 +13,13 @@ from optuna.trial import FrozenTrial, TrialState
 from qgtools.data import JetData, load
 from qgtools.ensembles import ENSEMBLE_SIZES, choose_size, members_of
 from qgtools.errors import UsageError
-from qgtools.metrics import background_rejection
 from qgtools.model import Ensemble, Predictor
 from qgtools.population import fit_population
 from qgtools.search.artifacts import artifacts_beside, trial_model
 from qgtools.search.objective import SPLIT_SEED
 from qgtools.search.spaces import hparams_of
 from qgtools.search.storage import _open_existing
-from qgtools.train import evaluate, fit
+from qgtools.train import fit, rejection
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ def top_trials_ensemble(
     else:
         models = [trial_model(t, folder) for t in candidates]
     choice = choose_size(models, jets, ENSEMBLE_SIZES if top is None else (top,), combine)
-    best = [_val_rejection(member, jets) for member in members_of(models[:1])]
+    best = [rejection(member, jets) for member in members_of(models[:1])]
     return StudyEnsemble(
         study=name,
         ensemble=choice.ensemble,
@@ -242,8 +241,3 @@ def _retrained(
         )
     models = [run.predictor for run in runs]
     return models[0] if len(models) == 1 else Ensemble(models)
-
-
-def _val_rejection(predictor: Predictor, jets: JetData) -> float:
-    scores, labels = evaluate(predictor, jets, split="val")
-    return background_rejection(labels, scores)
