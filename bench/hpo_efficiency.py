@@ -242,21 +242,21 @@ class EnsembleJudged:
 
 def judge_ensemble(jets: data.JetData, run: Run) -> EnsembleJudged:
     """The ensemble of the run's best complete trials (by validation rejection) from their kept
-    models, its size chosen by ``ensembles.choose_size`` on the validation split; no training."""
-    complete = [t for t in run.study.trials if t.state == TrialState.COMPLETE]
-    ranked = sorted(complete, key=lambda t: t.value, reverse=True)[: max(ensembles.ENSEMBLE_SIZES)]
-    if not ranked:
+    models, its size chosen by ``ensembles.choose_size`` on the validation split
+    (``search.top_trials_ensemble``); no training."""
+    if not any(t.state == TrialState.COMPLETE for t in run.study.trials):
         return EnsembleJudged(0, math.nan, math.nan)
-    choice = ensembles.choose_size([search.trial_model(t, run.models) for t in ranked], jets)
-    test = train.rejection(choice.ensemble, jets, "test")
-    members = [train.rejection(member, jets, "test") for member in choice.ensemble.members]
+    built = search.top_trials_ensemble(run.study, artifact_dir=run.models, data=jets)
+    k = len(built.trials)
+    test = train.rejection(built.ensemble, jets, "test")
+    members = [train.rejection(member, jets, "test") for member in built.ensemble.members]
+    rule = ensembles.SizeChoice(k, built.ensemble, built.tried).line()
     print(
-        f"  {run.method:<14} seed {run.seed}: ensemble of the best {choice.k} trial(s) "
-        f"{[t.number for t in ranked[: choice.k]]}, {choice.line()}: test rejection {test:.1f}, "
-        f"its members {mean_std(members)}",
+        f"  {run.method:<14} seed {run.seed}: ensemble of the best {k} trial(s) "
+        f"{list(built.trials)}, {rule}: test rejection {test:.1f}, its members {mean_std(members)}",
         flush=True,
     )
-    return EnsembleJudged(choice.k, test, float(np.mean(members)))
+    return EnsembleJudged(k, test, float(np.mean(members)))
 
 
 def mean_std(values, digits: int = 1) -> str:
