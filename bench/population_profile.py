@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import functools
 import time
+import warnings
 from collections import defaultdict
 
 import torch
@@ -161,6 +162,7 @@ def main() -> None:
     if args.quick:
         args.widths, args.sizes, args.jets = "16,64", "1,8", 2_560
     torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message=".*gradient layout contract")  # as fit_population
     population.StackedMLP.forward = labelled(population.StackedMLP.forward, "qg::forward")
     population.StackedAdamW.step = labelled(population.StackedAdamW.step, "qg::optimizer")
     population._validate = labelled(population._validate, "qg::validation")

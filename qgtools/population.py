@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -358,7 +359,7 @@ def fit_population(
     def result(tracker: _Tracker) -> TrainResult:
         return _result(tracker, preprocessor, split_seed, split_sizes, data)
 
-    with torch_threads(num_threads):
+    with torch_threads(num_threads), _gradient_views():
         run = _Rounds(members, result, on_leave)
         while run.alive:
             round_start = time.perf_counter()
@@ -447,7 +448,7 @@ class _Rounds:
             if not self.alive:
                 break
             net.zero_grad()
-            _backward(loss.sum())
+            loss.sum().backward()
             self.optimizer.step(net.flat, net.flat_grad, lr)
             losses.append(loss.detach())
         return epochs, pos_weight, losses
@@ -496,13 +497,14 @@ class _Rounds:
         self.trackers += [_Tracker(hp, []) for hp in new]
 
 
-def _backward(loss: torch.Tensor) -> None:
-    """``loss.backward()``. Each weight's gradient is a view into ``flat_grad``, strided as the
-    weight is, and autograd adds into it in place; its warning that such a gradient does not
-    follow its layout contract (a dense one) is expected here."""
+@contextmanager
+def _gradient_views() -> Iterator[None]:
+    """Training with gradients that are views into ``StackedMLP.flat_grad``, strided as their
+    weights are, which autograd adds into in place: its warning that such a gradient does not
+    follow its layout contract (a dense one) is expected, and silenced inside the block."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*gradient layout contract")
-        loss.backward()
+        yield
 
 
 def _rate(hp: HParams, epoch: int) -> float:
