@@ -12,11 +12,12 @@ import math
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.profilers import PassThroughProfiler
 from torch import nn
 
 from qgtools import metrics
@@ -124,10 +125,18 @@ class LightningMLP(LightningModule):
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_epoch = -1
         self.diverged = False
-        self._train_losses: list[torch.Tensor] = []
+        self._train_losses: list[float] = []
         self._epoch_start = self._train_seconds = math.nan
         self._val_logits: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Lightning sets _current_fx_name twice around every hook, about 45 times a step, and
+        # nn.Module's __setattr__ checks each value against parameters, buffers and modules
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x).squeeze(-1)
@@ -149,9 +158,10 @@ class LightningMLP(LightningModule):
         if self.automatic_optimization:
             if len(y) < 2:  # BatchNorm cannot train on one jet; at most one jet per epoch skipped
                 return None
-            loss = self.loss(self(X), y)
-            self._train_losses.append(loss.detach())
-            if not torch.isfinite(loss):
+            loss = self.loss(self.network(X).squeeze(-1), y)
+            value = loss.item()
+            self._train_losses.append(value)
+            if not math.isfinite(value):
                 self._stop_diverged()
                 return None
             return loss
@@ -163,8 +173,8 @@ class LightningMLP(LightningModule):
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             optimizer.step()
-            self._train_losses.append(loss.detach())
-        if self._train_losses and not torch.isfinite(self._train_losses[-1]):
+            self._train_losses.append(loss.item())
+        if self._train_losses and not math.isfinite(self._train_losses[-1]):
             self._stop_diverged()
         return None
 
@@ -196,7 +206,7 @@ class LightningMLP(LightningModule):
         if self.trainer.sanity_checking:
             return
         losses = self._train_losses
-        train_loss = torch.stack(losses).mean().item() if losses else float("nan")
+        train_loss = math.fsum(losses) / len(losses) if losses else float("nan")
         self._train_losses = []
         finite = bool(torch.isfinite(logits).all()) and math.isfinite(train_loss)
         if finite:
@@ -255,10 +265,22 @@ def quiet_lightning() -> Iterator[None]:
                 logger.setLevel(level)
 
 
+class NoProfiler(PassThroughProfiler):
+    """Lightning's default profiler (which records nothing) without its cost: the trainer
+    enters ``profile`` around every hook, several times a step, and the default builds a
+    generator-based context manager each time."""
+
+    _NOTHING = nullcontext()
+
+    def profile(self, action_name: str) -> AbstractContextManager:
+        return self._NOTHING
+
+
 def make_trainer(
     max_epochs: int, accelerator: str, progress: bool, callbacks: Sequence[Callback]
 ) -> Trainer:
-    """Lightning's trainer as :func:`fit` uses it: one device, no logger or checkpoints."""
+    """Lightning's trainer as :func:`fit` uses it: one device, no logger, checkpoints or
+    profiling."""
     return Trainer(
         max_epochs=max_epochs,
         accelerator=accelerator,
@@ -269,4 +291,5 @@ def make_trainer(
         enable_progress_bar=progress,
         num_sanity_val_steps=0,
         callbacks=list(callbacks),
+        profiler=NoProfiler(),
     )
