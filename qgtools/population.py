@@ -18,6 +18,12 @@ unchanged, and the stacked tensors shrink, so stopped members cost nothing more.
 the same shape can take the freed places (``refill``), each at its own epoch and optimizer step.
 Dropout draws other random numbers than ``fit`` and depends on who else is in the stack, so with
 dropout a member is a model ``fit`` could have trained, not the same one.
+
+``compile=True`` runs each batch's loss, its backward pass and the update through
+``torch.compile`` (the member count marked dynamic, so pruning and refilling do not compile
+again). It needs a C++ compiler at run time and costs some seconds per shape, so it pays only
+in long runs of one shape; without a compiler it trains eagerly and says so in one warning.
+``accelerator`` puts every stacked tensor and the validation on a GPU.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -37,7 +44,7 @@ from qgtools import metrics
 from qgtools.batches import batch_order
 from qgtools.data import DEFAULT_SPLIT, JetData
 from qgtools.data import split as split_data
-from qgtools.model import HParams, Predictor, count_parameters, mlp_from_hparams
+from qgtools.model import ACTIVATIONS, HParams, Predictor, count_parameters, mlp_from_hparams
 from qgtools.preprocessing import Preprocessor
 from qgtools.train import TrainResult, torch_threads
 
@@ -59,6 +66,35 @@ MEMBER_FIELDS = ("lr", "patience", "factor", "dropout", "pos_weight", "seed")
 ADAMW = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}  # torch.optim.AdamW's defaults
 EVAL_ROWS = 10_000  # validation jets per forward pass
 UPDATE_BLOCK = 2**18  # numbers per block of the optimizer's update (1 MB of float32)
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+"""What ``accelerator`` may be, as for :func:`qgtools.train.fit` (``gpu`` and ``cuda`` alike)."""
+
+
+def device_of(accelerator: str) -> torch.device:
+    """The torch device a population trains on: ``"auto"`` takes a GPU when torch sees one.
+
+    Raises:
+        ValueError: an unknown name, or a GPU asked for where torch sees none.
+    """
+    if accelerator not in ACCELERATORS:
+        raise ValueError(f"accelerator={accelerator!r}: use one of {', '.join(ACCELERATORS)}.")
+    if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"accelerator={accelerator!r}, but torch sees no GPU (torch.cuda.is_available() is "
+            "False): use accelerator='cpu' or 'auto', or install a CUDA build of torch."
+        )
+    return torch.device("cuda")
+
+
+class Layout(NamedTuple):
+    """What the stacked forward pass of one shape needs to know besides its tensors."""
+
+    n_layers: int
+    layer_norm: bool
+    batch_norm: bool
+    activation: str
 
 
 def member_bytes(hp: HParams) -> int:
@@ -103,19 +139,21 @@ class StackedMLP:
     ``flat_grad``, so the optimizer updates all layers with a few operations on whole tensors.
     """
 
-    def __init__(self, members: Sequence[HParams]) -> None:
+    def __init__(self, members: Sequence[HParams], device: torch.device | None = None) -> None:
         check_population(members)
         self.shape = members[0]
         self.members = list(members)
+        self.device = device or torch.device("cpu")
         self.n_params = count_parameters(mlp_from_hparams(members[0]))
-        self.activation = getattr(nn, members[0].hidden_activation)()
-        self.layer_norm, self.batch_norm = members[0].layer_norm, members[0].batch_norm
+        hp = members[0]
+        self.layout = Layout(hp.n_layers, hp.layer_norm, hp.batch_norm, hp.hidden_activation)
         # trained by the optimizer, in layer order; then the BatchNorm running means and variances
-        params, self.buffers = _stacked(members)
+        params, buffers = _stacked(members)
+        self.buffers = [b.to(self.device) for b in buffers]
         self.shapes = [p.shape[1:] for p in params]
-        self.flat = _flattened(params)
+        self.flat = _flattened(params).to(self.device)
         self._view()
-        self.dropout = torch.tensor([hp.dropout for hp in members])
+        self.dropout = torch.tensor([hp.dropout for hp in members], device=self.device)
 
     def _view(self) -> None:
         """``params``: each weight as a view into ``flat``, its gradient a view into
@@ -135,39 +173,29 @@ class StackedMLP:
         check_population([self.shape, *members])
         params, buffers = _stacked(members)
         self.members += list(members)
-        self.flat = torch.cat([self.flat, _flattened(params)])
+        self.flat = torch.cat([self.flat, _flattened(params).to(self.device)])
         self._view()
-        self.buffers = [torch.cat([b, c]) for b, c in zip(self.buffers, buffers, strict=True)]
-        self.dropout = torch.cat([self.dropout, torch.tensor([hp.dropout for hp in members])])
+        self.buffers = [
+            torch.cat([b, c.to(self.device)]) for b, c in zip(self.buffers, buffers, strict=True)
+        ]
+        new_dropout = torch.tensor([hp.dropout for hp in members], device=self.device)
+        self.dropout = torch.cat([self.dropout, new_dropout])
 
     def __len__(self) -> int:
         return len(self.members)
 
     def forward(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         """Logits (K, B) of inputs (K, B, features)."""
-        params, buffers = iter(self.params), iter(self.buffers)
-        h = x
-        for _ in range(self.members[0].n_layers):
-            weight, bias = next(params), next(params)
-            h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-            if self.layer_norm:
-                w, b = next(params), next(params)
-                h = nn.functional.layer_norm(h, h.shape[-1:]) * w.unsqueeze(1) + b.unsqueeze(1)
-            if self.batch_norm:  # K x C channels over the batch: per member, as BatchNorm1d
-                w, b = next(params), next(params)
-                mean, var = next(buffers), next(buffers)
-                k, batch, c = h.shape
-                flat = h.transpose(0, 1).reshape(batch, k * c)
-                flat = nn.functional.batch_norm(
-                    flat, mean.view(-1), var.view(-1), w.reshape(-1), b.reshape(-1), training
-                )
-                h = flat.reshape(batch, k, c).transpose(0, 1)
-            if training and bool((self.dropout > 0).any()):
-                keep = 1 - self.dropout.view(-1, 1, 1)
-                h = h * (torch.rand_like(h) < keep) / keep
-            h = self.activation(h)
-        weight, bias = next(params), next(params)
-        return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)).squeeze(-1)
+        return stacked_forward(
+            self.params, self.buffers, x, self.keep_probability(training), self.layout, training
+        )
+
+    def keep_probability(self, training: bool) -> torch.Tensor | None:
+        """Each member's dropout keep probability (K, 1, 1) while training with dropout, else
+        ``None``."""
+        if not training or all(hp.dropout == 0 for hp in self.members):
+            return None
+        return (1 - self.dropout).view(-1, 1, 1)
 
     def zero_grad(self) -> None:
         self.flat_grad.zero_()
@@ -181,8 +209,75 @@ class StackedMLP:
         self.dropout = self.dropout[index]
 
     def state(self, k: int) -> list[torch.Tensor]:
-        """Member k's weights and buffers (copies)."""
-        return [t.detach()[k].clone() for t in self.params + self.buffers]
+        """Member k's weights and buffers (copies, on the CPU)."""
+        return [t.detach()[k].to("cpu", copy=True) for t in self.params + self.buffers]
+
+
+def stacked_forward(
+    params: Sequence[torch.Tensor],
+    buffers: Sequence[torch.Tensor],
+    x: torch.Tensor,
+    keep: torch.Tensor | None,
+    layout: Layout,
+    training: bool,
+) -> torch.Tensor:
+    """Logits (K, B) of inputs (K, B, features) through stacked weights (``StackedMLP.params``
+    and ``.buffers``): per hidden layer a batched product, LayerNorm, BatchNorm (training updates
+    the running statistics), dropout with keep probabilities ``keep`` (K, 1, 1) or none, the
+    activation; then the output layer. A function of its tensors, so that ``torch.compile`` can
+    trace it."""
+    params, buffers = iter(params), iter(buffers)
+    activation = _activation(layout.activation)
+    h = x
+    for _ in range(layout.n_layers):
+        weight, bias = next(params), next(params)
+        h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+        if layout.layer_norm:
+            w, b = next(params), next(params)
+            h = nn.functional.layer_norm(h, h.shape[-1:]) * w.unsqueeze(1) + b.unsqueeze(1)
+        if layout.batch_norm:  # K x C channels over the batch: per member, as BatchNorm1d
+            w, b = next(params), next(params)
+            mean, var = next(buffers), next(buffers)
+            k, batch, c = h.shape
+            flat = h.transpose(0, 1).reshape(batch, k * c)
+            flat = nn.functional.batch_norm(
+                flat, mean.view(-1), var.view(-1), w.reshape(-1), b.reshape(-1), training
+            )
+            h = flat.reshape(batch, k, c).transpose(0, 1)
+        if keep is not None:
+            h = h * (torch.rand_like(h) < keep) / keep
+        h = activation(h)
+    weight, bias = next(params), next(params)
+    return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)).squeeze(-1)
+
+
+def batch_losses(
+    params: Sequence[torch.Tensor],
+    buffers: Sequence[torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    pos_weight: torch.Tensor,
+    keep: torch.Tensor | None,
+    layout: Layout,
+) -> torch.Tensor:
+    """Each member's training loss (K,) on its batch: BCE with logits and its ``pos_weight``."""
+    logits = stacked_forward(params, buffers, x, keep, layout, training=True)
+    return nn.functional.binary_cross_entropy_with_logits(
+        logits, y, pos_weight=pos_weight, reduction="none"
+    ).mean(dim=1)
+
+
+_ACTIVATIONS: dict[str, nn.Module] = {}
+
+
+def _activation(name: str) -> nn.Module:
+    """One module per activation name (stateless), the same object every call, so that a
+    compiled forward pass is reused by every population of a layout."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"hidden_activation={name!r}: allowed: {', '.join(ACTIVATIONS)}.")
+    if name not in _ACTIVATIONS:
+        _ACTIVATIONS[name] = getattr(nn, name)()
+    return _ACTIVATIONS[name]
 
 
 def network_of(hp: HParams, state: list[torch.Tensor] | None) -> nn.Sequential:
@@ -243,7 +338,7 @@ class StackedAdamW:
     operations on whole tensors whatever the depth."""
 
     def __init__(self, flat: torch.Tensor) -> None:
-        self.steps = torch.zeros(len(flat))
+        self.steps = torch.zeros(len(flat), device=flat.device)
         self.exp_avg, self.exp_avg_sq, self.max_sq = (torch.zeros_like(flat) for _ in range(3))
 
     def keep(self, index: torch.Tensor) -> None:
@@ -254,35 +349,138 @@ class StackedAdamW:
 
     def add(self, n: int) -> None:
         """``n`` new members at the end: fresh moments."""
-        self.steps = torch.cat([self.steps, torch.zeros(n)])
+        self.steps = torch.cat([self.steps, self.steps.new_zeros(n)])
         self.exp_avg, self.exp_avg_sq, self.max_sq = (
             torch.cat([t, t.new_zeros(n, t.shape[1])])
             for t in (self.exp_avg, self.exp_avg_sq, self.max_sq)
         )
 
     @torch.no_grad()
-    def step(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor) -> None:
+    def step(
+        self,
+        flat: torch.Tensor,
+        grad: torch.Tensor,
+        lr: torch.Tensor,
+        update: Callable[..., None] | None = None,
+    ) -> None:
         """One update of ``flat`` from ``grad`` (both (K, P)); ``lr`` has one value per member.
-        Done in column blocks of about ``UPDATE_BLOCK`` numbers, so that each block's weights,
-        gradient and moments stay in the cache across the update's operations."""
-        beta1, beta2 = ADAMW["betas"]
+        Eagerly it goes in column blocks of about ``UPDATE_BLOCK`` numbers, so that each block's
+        weights, gradient and moments stay in the cache across the update's operations; a
+        compiled ``update`` (:func:`whole_adamw_update` through ``torch.compile``) takes the
+        whole tensors in one fused loop."""
         self.steps += 1
-        scale = (lr / (1 - beta1**self.steps)).view(-1, 1)
-        correction2_sqrt = (1 - beta2**self.steps).sqrt().view(-1, 1)
-        decay = 1 - lr.view(-1, 1) * ADAMW["weight_decay"]
+        moments = (self.exp_avg, self.exp_avg_sq, self.max_sq)
+        if update is not None:
+            update(flat, grad, *moments, self.steps, lr)
+            return
+        scale, correction2_sqrt, decay = _adamw_factors(self.steps, lr)
         width = max(1, UPDATE_BLOCK // len(flat))
         for start in range(0, flat.shape[1], width):
             block = slice(start, start + width)
-            p, g = flat[:, block], grad[:, block]
-            exp_avg, exp_avg_sq, max_sq = (
-                t[:, block] for t in (self.exp_avg, self.exp_avg_sq, self.max_sq)
+            adamw_update(
+                flat[:, block],
+                grad[:, block],
+                *(t[:, block] for t in moments),
+                scale,
+                correction2_sqrt,
+                decay,
             )
-            p.mul_(decay)
-            exp_avg.lerp_(g, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            torch.maximum(max_sq, exp_avg_sq, out=max_sq)
-            denom = max_sq.sqrt().div_(correction2_sqrt).add_(ADAMW["eps"])
-            p.sub_(exp_avg.div(denom).mul_(scale))
+
+
+def _adamw_factors(
+    steps: torch.Tensor, lr: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per member (K, 1): the rate over the first moment's bias correction, the root of the
+    second's, and 1 - rate x weight decay."""
+    beta1, beta2 = ADAMW["betas"]
+    scale = (lr / (1 - beta1**steps)).view(-1, 1)
+    correction2_sqrt = (1 - beta2**steps).sqrt().view(-1, 1)
+    return scale, correction2_sqrt, 1 - lr.view(-1, 1) * ADAMW["weight_decay"]
+
+
+def whole_adamw_update(
+    p: torch.Tensor,
+    g: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    max_sq: torch.Tensor,
+    steps: torch.Tensor,
+    lr: torch.Tensor,
+) -> None:
+    """:func:`adamw_update` of whole (K, P) tensors, from each member's step count and rate
+    (what the compiled update runs)."""
+    adamw_update(p, g, exp_avg, exp_avg_sq, max_sq, *_adamw_factors(steps, lr))
+
+
+def adamw_update(
+    p: torch.Tensor,
+    g: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    max_sq: torch.Tensor,
+    scale: torch.Tensor,
+    correction2_sqrt: torch.Tensor,
+    decay: torch.Tensor,
+) -> None:
+    """torch's AdamW amsgrad step, in place, on (K, columns) weights ``p`` and their moments;
+    ``scale``, ``correction2_sqrt`` and ``decay`` are (K, 1): the rate over the first moment's
+    bias correction, the root of the second's, and 1 - rate x weight decay."""
+    beta1, beta2 = ADAMW["betas"]
+    p.mul_(decay)
+    exp_avg.lerp_(g, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    torch.maximum(max_sq, exp_avg_sq, out=max_sq)
+    denom = max_sq.sqrt().div_(correction2_sqrt).add_(ADAMW["eps"])
+    p.sub_(exp_avg.div(denom).mul_(scale))
+
+
+class Compiled(NamedTuple):
+    """A population's compiled steps: :func:`batch_losses` and :func:`whole_adamw_update`."""
+
+    losses: Callable[..., torch.Tensor]
+    update: Callable[..., None]
+
+
+_COMPILED: list[Compiled] = []
+
+
+def compiled_steps() -> Compiled | None:
+    """:func:`batch_losses` and :func:`whole_adamw_update` through ``torch.compile`` (once per
+    process, so populations of one layout share their compiled code), or ``None`` with a warning
+    where torch's compiler cannot run here (no C++ compiler: the population trains eagerly)."""
+    if _COMPILED:
+        return _COMPILED[0]
+    missing = compiler_missing()
+    if missing:
+        warnings.warn(
+            f"compile=True, but {missing}: training this population eagerly (the same models, "
+            "slower); install g++ or pass compile=False to silence this.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    _COMPILED.append(Compiled(torch.compile(batch_losses), torch.compile(whole_adamw_update)))
+    return _COMPILED[0]
+
+
+def compiler_missing() -> str | None:
+    """Why ``torch.compile`` cannot build CPU code here (a sentence), or ``None`` if it can:
+    Inductor needs the C++ compiler it finds from ``$CXX`` or ``g++``."""
+    from torch._inductor import exc
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    try:
+        get_cpp_compiler()
+    except exc.InvalidCxxCompiler:
+        return "torch.compile found no C++ compiler ($CXX or g++)"
+    return None
+
+
+def _mark_members_dynamic(tensors: Sequence[torch.Tensor]) -> None:
+    """The member count (dim 0) of each may change between calls (pruning, refilling):
+    compiled code takes any count instead of compiling for each."""
+    for t in tensors:
+        torch._dynamo.maybe_mark_dynamic(t, 0)
 
 
 @dataclass
@@ -313,6 +511,8 @@ def fit_population(
     on_epoch: OnEpoch | None = None,
     refill: Refill | None = None,
     on_leave: Callable[[int, TrainResult], object] | None = None,
+    accelerator: str = "auto",
+    compile: bool = False,
 ) -> list[TrainResult]:
     """Train ``members`` (one shape, see ``SHARED_FIELDS``) together on ``data``.
 
@@ -336,6 +536,11 @@ def fit_population(
         on_leave: called with a member's index and result as soon as it has left (after the
             round it finished, was stopped or diverged in, before ``refill``), so a search can
             end its trial at once.
+        accelerator: where the stacked tensors live, as for :func:`qgtools.train.fit`:
+            ``"auto"`` (a GPU if torch sees one), ``"cpu"``, ``"gpu"`` or ``"cuda"``.
+        compile: run each batch's loss, backward pass and update through ``torch.compile``;
+            it pays only in long runs of one shape (``bench/training_speed.py`` measures when),
+            and falls back to eager training, with a warning, where there is no C++ compiler.
 
     Returns:
         One :class:`~qgtools.train.TrainResult` per member, in order; ``status`` is ``"ok"``,
@@ -347,20 +552,15 @@ def fit_population(
 
     members = prepared(members)
     check_population(members)
+    device = device_of(accelerator)
     shape, places = members[0], len(members)
-    train, val, _ = split_data(data, split_sizes, split_seed)
-    preprocessor = Preprocessor(shape.preprocessing).fit(train.X)
-    k_in = shape.input_channels
-    X = torch.as_tensor(preprocessor.transform(train.X)[:, :k_in], dtype=torch.float32)
-    y = torch.as_tensor(train.y, dtype=torch.float32)
-    X_val = torch.as_tensor(preprocessor.transform(val.X)[:, :k_in], dtype=torch.float32)
-    y_val = torch.as_tensor(val.y, dtype=torch.float32)
+    preprocessor, (X, y), (X_val, y_val) = _splits(shape, data, split_seed, split_sizes, device)
 
     def result(tracker: _Tracker) -> TrainResult:
         return _result(tracker, preprocessor, split_seed, split_sizes, data)
 
     with torch_threads(num_threads), _gradient_views():
-        run = _Rounds(members, result, on_leave)
+        run = _Rounds(members, result, on_leave, device, compiled_steps() if compile else None)
         while run.alive:
             round_start = time.perf_counter()
             epochs, pos_weight, losses = run.train_epoch(X, y, shape.batch_size)
@@ -368,7 +568,7 @@ def fit_population(
                 break
             train_s = time.perf_counter() - round_start
             # as fit's history: the rate after this epoch's StepLR step
-            after = torch.tensor([_rate(run.net.members[j], e + 1) for j, e in enumerate(epochs)])
+            after = [_rate(run.net.members[j], e + 1) for j, e in enumerate(epochs)]
             entries = _validate(run.net, X_val, y_val, pos_weight, epochs, after, losses, train_s)
             run.record(entries)
             stop = set(on_epoch(list(run.alive), entries)) if on_epoch else set()
@@ -381,6 +581,25 @@ def fit_population(
     return [run.results[i] for i in range(len(run.trackers))]
 
 
+def _splits(
+    shape: HParams,
+    data: JetData,
+    split_seed: int,
+    split_sizes: Sequence[float] | Sequence[int],
+    device: torch.device,
+) -> tuple[Preprocessor, tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """The preprocessor fitted on the training split (as ``fit`` fits it), and the training
+    and validation features and labels as float32 tensors on ``device``."""
+    train, val, _ = split_data(data, split_sizes, split_seed)
+    preprocessor = Preprocessor(shape.preprocessing).fit(train.X)
+
+    def tensors(part: JetData) -> tuple[torch.Tensor, torch.Tensor]:
+        X = preprocessor.transform(part.X)[:, : shape.input_channels]
+        return tuple(torch.as_tensor(a, dtype=torch.float32, device=device) for a in (X, part.y))
+
+    return preprocessor, tensors(train), tensors(val)
+
+
 class _Rounds:
     """The state of one :func:`fit_population`: the stacked network, its optimiser, each
     member's tracker, the members still training (``alive``) and the results of those gone."""
@@ -390,12 +609,15 @@ class _Rounds:
         members: list[HParams],
         result: Callable[[_Tracker], TrainResult],
         on_leave: Callable[[int, TrainResult], object] | None,
+        device: torch.device,
+        compiled: Compiled | None = None,
     ) -> None:
         self.trackers = [_Tracker(hp, []) for hp in members]
         self.alive = list(range(len(members)))
         self.results: dict[int, TrainResult] = {}
         self.result, self.on_leave = result, on_leave
-        self.net = StackedMLP(members)
+        self.device, self.compiled = device, compiled
+        self.net = StackedMLP(members, device)
         self.optimizer = StackedAdamW(self.net.flat)
 
     def drop(self, keep: torch.Tensor) -> None:
@@ -416,30 +638,27 @@ class _Rounds:
     ) -> tuple[list[int], torch.Tensor, list[torch.Tensor]]:
         """One epoch of every alive member, dropping those whose loss goes NaN or infinite;
         the alive members' epochs, their ``pos_weight`` and the batches' losses."""
-        net, trackers = self.net, self.trackers
+        net, trackers, device = self.net, self.trackers, self.device
         epochs = [len(trackers[i].history) for i in self.alive]
-        lr = torch.tensor([_rate(net.members[j], e) for j, e in enumerate(epochs)])
-        pos_weight = torch.tensor([[hp.pos_weight] for hp in net.members])
+        lr = torch.tensor([_rate(net.members[j], e) for j, e in enumerate(epochs)], device=device)
+        pos_weight = torch.tensor([[hp.pos_weight] for hp in net.members], device=device)
         orders = torch.stack(
             [batch_order(hp.seed, e, len(y)) for hp, e in zip(net.members, epochs, strict=True)]
-        )
+        ).to(device)
         losses: list[torch.Tensor] = []
         for first in range(0, len(y), batch_size):
             if orders[:, first : first + batch_size].shape[1] < 2:
                 continue  # BatchNorm cannot train on one jet (as in fit)
             while self.alive:  # again without the members that diverged on this batch
                 rows = orders[:, first : first + batch_size]
-                logits = net.forward(X[rows], training=True)
-                loss = nn.functional.binary_cross_entropy_with_logits(
-                    logits, y[rows], pos_weight=pos_weight, reduction="none"
-                ).mean(dim=1)
+                loss = self.batch_losses(X[rows], y[rows], pos_weight)
                 finite = torch.isfinite(loss)
                 if bool(finite.all()):
                     break
                 for j in (~finite).nonzero().flatten().tolist():
                     tracker = trackers[self.alive[j]]
                     tracker.status = "diverged"
-                    tracker.history.append(_nan_entry(epochs[j], lr[j]))
+                    tracker.history.append(_nan_entry(epochs[j], float(lr[j])))
                 keep = finite.nonzero().flatten()
                 self.drop(keep)
                 epochs = [epochs[j] for j in keep.tolist()]
@@ -449,9 +668,27 @@ class _Rounds:
                 break
             net.zero_grad()
             loss.sum().backward()
-            self.optimizer.step(net.flat, net.flat_grad, lr)
+            update = None
+            if self.compiled is not None:
+                update = self.compiled.update
+                _mark_members_dynamic([net.flat, net.flat_grad, lr, self.optimizer.steps])
+                _mark_members_dynamic([self.optimizer.exp_avg, self.optimizer.exp_avg_sq])
+                _mark_members_dynamic([self.optimizer.max_sq])
+            self.optimizer.step(net.flat, net.flat_grad, lr, update)
             losses.append(loss.detach())
         return epochs, pos_weight, losses
+
+    def batch_losses(
+        self, x: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor
+    ) -> torch.Tensor:
+        """Each alive member's loss on its batch (the compiled step where there is one)."""
+        net = self.net
+        keep = net.keep_probability(training=True)
+        if self.compiled is None:
+            return batch_losses(net.params, net.buffers, x, y, pos_weight, keep, net.layout)
+        inputs = [*net.params, *net.buffers, x, y, pos_weight]
+        _mark_members_dynamic(inputs if keep is None else [*inputs, keep])
+        return self.compiled.losses(net.params, net.buffers, x, y, pos_weight, keep, net.layout)
 
     def record(self, entries: list[dict]) -> None:
         """Append each alive member's validation entry; keep its best and last weights."""
@@ -512,7 +749,7 @@ def _rate(hp: HParams, epoch: int) -> float:
     return hp.lr * hp.factor ** (epoch // hp.patience)
 
 
-def _nan_entry(epoch: int, lr: torch.Tensor) -> dict:
+def _nan_entry(epoch: int, lr: float) -> dict:
     nan = math.nan
     return {
         "epoch": epoch,
@@ -520,7 +757,7 @@ def _nan_entry(epoch: int, lr: torch.Tensor) -> dict:
         "val_loss": nan,
         "val_auc": nan,
         "val_rejection": nan,
-        "lr": float(lr),
+        "lr": lr,
         "train_s": nan,
     }
 
@@ -539,7 +776,8 @@ def _validate(net, X_val, y_val, pos_weight, epochs, lr, losses, train_s) -> lis
         logits, y_val.expand_as(logits), pos_weight=pos_weight, reduction="none"
     ).mean(dim=1)
     train_loss = torch.stack(losses).mean(dim=0) if losses else torch.full((len(net),), math.nan)
-    labels = y_val.numpy().astype(np.int64)
+    logits, val_loss, train_loss = logits.cpu(), val_loss.cpu(), train_loss.cpu()
+    labels = y_val.cpu().numpy().astype(np.int64)
     entries = []
     for j in range(len(net)):
         finite = bool(torch.isfinite(logits[j]).all()) and math.isfinite(float(train_loss[j]))

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from conftest import curves
+from conftest import curves, require
 
-from qgtools import model, train
+from qgtools import model, population, train
 from qgtools.model import HParams
 from qgtools.population import fit_population
 
@@ -145,3 +145,66 @@ def test_a_members_memory_counts_five_copies_of_its_weights_and_a_batchs_activat
     activations = 64 * 32 * 2 * 5  # linear, LayerNorm, BatchNorm, dropout mask, activation
     assert member_bytes(hp) == 4 * (5 * weights + activations)
     assert member_bytes(hp.replace(batch_size=128)) - member_bytes(hp) == 4 * activations
+
+
+def test_the_update_in_column_blocks_is_the_update_in_one(data, monkeypatch):
+    members = [BASE.replace(seed=s, lr=lr) for s, lr in [(0, 1e-3), (1, 3e-3), (2, 1e-2)]]
+    whole = fit_population(members, data, num_threads=1, max_epochs=2)
+    monkeypatch.setattr(population, "UPDATE_BLOCK", 96)  # 32 columns a block: dozens of blocks
+    blocks = fit_population(members, data, num_threads=1, max_epochs=2)
+    for a, b in zip(whole, blocks, strict=True):
+        assert np.allclose(curves(a, "val_loss"), curves(b, "val_loss"), atol=1e-6)
+
+
+def test_a_compiled_population_trains_the_eager_members_through_pruning(data):
+    """The compiled step (forced on) against the eager one: three members, one pruned after
+    the first epoch, so the compiled code also runs with fewer members than it first saw."""
+    require(population.compiler_missing(), "g++, from the machine's build tools")
+    shape = BASE.replace(n_layers=1)  # LayerNorm and BatchNorm still; compiles in half the time
+    members = [
+        shape.replace(seed=0),
+        shape.replace(seed=1, lr=3e-3, pos_weight=1.3),
+        shape.replace(seed=2, lr=5e-3, factor=0.3, patience=1),
+    ]
+
+    def prune_member_one(alive, entries):
+        return [1] if entries[0]["epoch"] == 0 else []
+
+    kwargs = dict(num_threads=1, on_epoch=prune_member_one)
+    eager = fit_population(members, data, **kwargs)
+    compiled = fit_population(members, data, compile=True, **kwargs)
+    assert [r.status for r in compiled] == ["ok", "pruned", "ok"]
+    for a, b in zip(eager, compiled, strict=True):
+        for key in ("val_loss", "val_auc", "train_loss", "lr"):
+            assert np.allclose(curves(a, key), curves(b, key), atol=1e-3), key
+        assert a.best_epoch == b.best_epoch
+
+
+def test_without_a_compiler_a_compiled_population_trains_eagerly_and_says_so(data, monkeypatch):
+    from torch._inductor import config
+
+    monkeypatch.setattr(config.cpp, "cxx", (None, "/nonexistent/g++"))
+    monkeypatch.setattr(population, "_COMPILED", [])
+    members = [BASE.replace(seed=s) for s in range(2)]
+    with pytest.warns(
+        RuntimeWarning, match="no C[+][+] compiler .*training this population eagerly"
+    ):
+        hidden = fit_population(members, data, num_threads=1, max_epochs=2, compile=True)
+    eager = fit_population(members, data, num_threads=1, max_epochs=2)
+    for a, b in zip(hidden, eager, strict=True):
+        assert np.array_equal(curves(a, "val_loss"), curves(b, "val_loss"))
+
+
+def test_a_population_runs_on_the_accelerator_asked_for_or_says_why_not(data):
+    import torch
+
+    assert population.device_of("cpu") == torch.device("cpu")
+    assert population.device_of("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="accelerator='tpu': use one of auto, cpu, gpu, cuda"):
+        fit_population([BASE], data, accelerator="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no GPU"):
+            fit_population([BASE], data, accelerator="gpu")
+    (member,) = fit_population([BASE], data, num_threads=1, max_epochs=1, accelerator="cpu")
+    assert member.status == "ok"
+    assert next(member.predictor.network.parameters()).device.type == "cpu"
