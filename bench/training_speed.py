@@ -52,6 +52,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import tempfile
 import time
 import warnings
 
@@ -343,9 +344,10 @@ def population_epoch(
     n_val: int,
     threads: int,
     epochs: int = 2,
-) -> float:
-    """Training seconds of the last of ``epochs`` epochs of a population of ``k`` (the whole
-    stacked network, not per member), on ``n_train`` training jets."""
+    compile: bool = False,
+) -> tuple[float, float]:
+    """Training seconds of the first and the last of ``epochs`` epochs of a population of ``k``
+    (the whole stacked network, not per member), on ``n_train`` training jets."""
     n_jets = n_train + n_val + 1
     data = JetData(X[:n_jets], y[:n_jets], origin="synthetic")
     members = [hp.replace(seed=seed) for seed in range(k)]
@@ -355,9 +357,11 @@ def population_epoch(
         max_epochs=epochs,
         split_sizes=(n_train, n_val, 1),
         num_threads=threads,
+        accelerator="cpu",
+        compile=compile,
     )
     # each member's train_s is the round's training time divided by the members in it
-    return k * _epoch_train_s(results[0], epochs - 1)
+    return k * _epoch_train_s(results[0], 0), k * _epoch_train_s(results[0], epochs - 1)
 
 
 def fit_epoch(
@@ -373,56 +377,123 @@ def fit_epoch(
         progress=False,
         num_threads=threads,
         split_sizes=(n_train, n_val, 1),
+        accelerator="cpu",
     )
     return _epoch_train_s(result, 1)
 
 
-def population(threads: int, quick: bool) -> None:
-    """The third table: a population of K per member vs ``fit`` and the plain loop."""
+def fit_and_plain(
+    hp: HParams, X_np: np.ndarray, y_np: np.ndarray, n_train: int, threads: int, repeats: int
+) -> tuple[float, float, list[float]]:
+    """Medians of ``fit``'s and the plain loop's seconds per 80k-jet epoch over ``repeats``
+    alternating measurements (the order flipped each repeat), and each repeat's ratio."""
+    X, y = torch.from_numpy(X_np), torch.from_numpy(y_np).float()
+    steps = n_train // hp.batch_size
+    fits, plains = [], []
+    for repeat in range(repeats):
+        for which in ("fit", "plain") if repeat % 2 == 0 else ("plain", "fit"):
+            if which == "fit":
+                fits.append(
+                    fit_epoch(hp, X_np, y_np, n_train, 1_000, threads) * EPOCH_JETS / n_train
+                )
+            else:
+                torch.set_num_threads(threads)
+                plains.append(plain_loop(hp, X, y, steps) * EPOCH_JETS / hp.batch_size)
+    ratios = [f / p for f, p in zip(fits, plains, strict=True)]
+    return float(np.median(fits)), float(np.median(plains)), ratios
+
+
+def batched_matmul_seconds(hp: HParams, k: int, repeats: int = 20) -> float:
+    """Seconds per member and 80k-jet epoch of nothing but a population's matrix products, at
+    its own shapes: for each layer of ``hp`` the forward ``baddbmm`` of K members on one batch
+    and the backward pass's two (input and weight gradients), timed together."""
+    widths = [hp.input_channels] + [hp.n_channels] * hp.n_layers + [1]
+    batch = hp.batch_size
+    layers = []
+    for a, b in zip(widths[:-1], widths[1:], strict=True):
+        x, w, bias = torch.randn(k, batch, a), torch.randn(k, b, a), torch.randn(k, 1, b)
+        layers.append((x, w, bias, torch.randn(k, batch, b)))
+
+    def products() -> None:
+        for x, w, bias, grad in layers:
+            torch.baddbmm(bias, x, w.transpose(1, 2))  # forward
+            torch.bmm(grad, w)  # gradient of the input
+            torch.bmm(grad.transpose(1, 2), x)  # gradient of the weight
+
+    products()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        products()
+    per_batch = (time.perf_counter() - start) / repeats
+    return per_batch * EPOCH_JETS / batch / k
+
+
+def population(threads: int, quick: bool, repeats: int) -> None:
+    """The third table: a population of K per member, eager and compiled, vs ``fit`` and the
+    plain loop, with the share of its own batched-matmul time."""
     torch.set_num_threads(threads)
     X_np, y_np = synthetic_jets()
-    X, y = torch.from_numpy(X_np), torch.from_numpy(y_np).float()
     widths = POPULATION_WIDTHS[:2] if quick else POPULATION_WIDTHS
     sizes = POPULATION_SIZES[:2] if quick else POPULATION_SIZES
     target_s = 0.3 if quick else 4.0  # seconds of the timed population epoch
     single_jets = SINGLE_JETS // 8 if quick else SINGLE_JETS
     n_val = 1_000 if quick else 2_000
-    limit = matmul_gflops(1024 if quick else 2048, 3 if quick else 10)
     batch = POPULATION_HPARAMS.batch_size
     print(
-        f"torch {torch.__version__}, {threads} thread(s); float32 matmul: {limit:.0f} GFLOP/s; "
-        f"3 hidden layers, LayerNorm + BatchNorm, Tanh, batch {batch}, dropout 0; seconds per "
-        f"80k-jet training epoch (no validation); fit and plain loop timed on {single_jets} jets"
+        f"torch {torch.__version__}, {threads} thread(s); 3 hidden layers, LayerNorm + "
+        f"BatchNorm, Tanh, batch {batch}, dropout 0; seconds per member and 80k-jet training "
+        f"epoch (no validation); fit and plain loop: medians of {repeats} alternating repeats "
+        f"on {single_jets} jets; compiled: torch.compile, cold cache; matmul share: the "
+        "population's own batched products alone, over its epoch"
     )
+    singles = {}
+    for width in widths:
+        hp = POPULATION_HPARAMS.replace(n_channels=width)
+        singles[width] = fit_and_plain(hp, X_np, y_np, single_jets, threads, repeats)
+    print("| width | fit s/epoch | plain loop s/epoch | fit / plain (median, range) |")
+    print("|---|---|---|---|")
+    for width, (ours, plain, ratios) in singles.items():
+        print(
+            f"| {width} | {ours:.3f} | {plain:.3f} | {np.median(ratios):.2f} "
+            f"({min(ratios):.2f}-{max(ratios):.2f}) |"
+        )
+    print()
     print(
-        "| width | K | population s/member-epoch | fit s/epoch | plain loop s/epoch "
-        "| fit / population | population GFLOP/s |"
+        "| width | K | eager s/member-epoch | compiled | compile s | plain / eager "
+        "| fit / eager | plain / compiled | fit / compiled | matmul share eager | compiled |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     jets_used = []
     for width in widths:
         hp = POPULATION_HPARAMS.replace(n_channels=width)
-        n_params = count_parameters(mlp_from_hparams(hp))
-        ours = fit_epoch(hp, X_np, y_np, single_jets, n_val, threads) * EPOCH_JETS / single_jets
-        torch.set_num_threads(threads)
-        steps = single_jets // batch
-        plain = plain_loop(hp, X, y, steps) * EPOCH_JETS / batch
+        ours, plain, _ = singles[width]
         for k in sizes:
+            torch.set_num_threads(threads)
+            matmul = batched_matmul_seconds(hp, k)
             probe_jets = MIN_POPULATION_BATCHES * batch
-            probe = population_epoch(hp, k, X_np, y_np, probe_jets, n_val, threads, epochs=1)
+            _, probe = population_epoch(hp, k, X_np, y_np, probe_jets, n_val, threads, epochs=1)
             wanted = target_s / probe * probe_jets if probe > 0 else 0  # NaN: the probe failed
             n_train = int(wanted) // batch * batch if np.isfinite(wanted) else 0
             n_train = min(MAX_POPULATION_JETS, max(probe_jets, n_train))
             jets_used.append(f"width {width} K {k}: {n_train}")
-            stacked = population_epoch(hp, k, X_np, y_np, n_train, n_val, threads)
-            per_member = stacked / k * EPOCH_JETS / n_train
-            gflops = 6 * n_params * EPOCH_JETS / per_member / 1e9
+            per_jet = EPOCH_JETS / n_train / k
+            _, eager = population_epoch(hp, k, X_np, y_np, n_train, n_val, threads)
+            first, compiled = population_epoch(
+                hp, k, X_np, y_np, n_train, n_val, threads, compile=True
+            )
+            eager, compiled = eager * per_jet, compiled * per_jet
+            compile_s = first - compiled / per_jet
             print(
-                f"| {width} | {k} | {per_member:.4f} | {ours:.3f} | {plain:.3f} "
-                f"| {ours / per_member:.1f}x | {gflops:.1f} |",
+                f"| {width} | {k} | {eager:.4f} | {compiled:.4f} | {compile_s:.1f} "
+                f"| {plain / eager:.1f}x | {ours / eager:.1f}x | {plain / compiled:.1f}x "
+                f"| {ours / compiled:.1f}x | {matmul / eager:.0%} | {matmul / compiled:.0%} |",
                 flush=True,
             )
     print(f"timed training jets per population epoch: {'; '.join(jets_used)}")
+    print(
+        "compile s: the first epoch's extra time with compile=True (compiled code is kept per "
+        "process: the first K of a width pays for the width, K = 1 compiles on its own)"
+    )
 
 
 def main() -> None:
@@ -442,9 +513,15 @@ def main() -> None:
         "--quick", action="store_true", help="fewer steps and jets (noisier), for a smoke run"
     )
     parser.add_argument(
-        "--repeats", type=int, default=5, help="repeats per case for 'lightning' (default 5)"
+        "--repeats",
+        type=int,
+        default=5,
+        help="repeats per case for 'lightning', and of fit against the plain loop per width for "
+        "'population' (default 5)",
     )
     args = parser.parse_args()
+    # compile times as on a fresh machine: torch.compile's on-disk cache starts empty
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="qg-inductor-"))
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     if args.only in (None, "table"):
@@ -456,7 +533,7 @@ def main() -> None:
     if args.only is None:
         print()
     if args.only in (None, "population"):
-        population(args.threads or 1, args.quick)
+        population(args.threads or 1, args.quick, 1 if args.quick else args.repeats)
 
 
 if __name__ == "__main__":

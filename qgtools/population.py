@@ -267,16 +267,20 @@ def batch_losses(
     ).mean(dim=1)
 
 
-_ACTIVATIONS: dict[str, nn.Module] = {}
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "ReLU": nn.functional.relu,
+    "LeakyReLU": nn.functional.leaky_relu,
+    "SiLU": nn.functional.silu,
+    "GELU": nn.functional.gelu,
+    "ELU": nn.functional.elu,
+    "Tanh": torch.tanh,
+}
+"""``model.ACTIVATIONS`` as functions, with the defaults of their ``torch.nn`` modules."""
 
 
-def _activation(name: str) -> nn.Module:
-    """One module per activation name (stateless), the same object every call, so that a
-    compiled forward pass is reused by every population of a layout."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"hidden_activation={name!r}: allowed: {', '.join(ACTIVATIONS)}.")
+def _activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     if name not in _ACTIVATIONS:
-        _ACTIVATIONS[name] = getattr(nn, name)()
+        raise ValueError(f"hidden_activation={name!r}: allowed: {', '.join(ACTIVATIONS)}.")
     return _ACTIVATIONS[name]
 
 
@@ -459,7 +463,14 @@ def compiled_steps() -> Compiled | None:
             stacklevel=3,
         )
         return None
-    _COMPILED.append(Compiled(torch.compile(batch_losses), torch.compile(whole_adamw_update)))
+    # static shapes but for the member count, which _mark_members_dynamic marks: with automatic
+    # dynamic shapes, a second width would make every size symbolic, and the code slow
+    _COMPILED.append(
+        Compiled(
+            torch.compile(batch_losses, dynamic=False),
+            torch.compile(whole_adamw_update, dynamic=False),
+        )
+    )
     return _COMPILED[0]
 
 
