@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
@@ -62,6 +63,7 @@ def optimize_population(
     num_threads: int | None = None,
     split_seed: int = SPLIT_SEED,
     artifacts: optuna.artifacts.FileSystemArtifactStore | None = None,
+    accelerator: str = "auto",
 ) -> list[FrozenTrial]:
     """Train ``population`` trials of one shape at once, asking for new ones as places free up.
 
@@ -94,6 +96,7 @@ def optimize_population(
         artifacts: a store (:func:`artifact_store`) for each complete trial's model: its
             best-epoch :class:`~qgtools.model.Predictor`, or with ``seeds`` > 1 the
             :class:`~qgtools.model.Ensemble` of its seeds' (:func:`trial_model` loads it).
+        accelerator: where the population trains (:func:`~qgtools.population.fit_population`).
 
     Returns:
         The trials, in the order they were asked.
@@ -121,11 +124,14 @@ def optimize_population(
         data,
         split_seed=split_seed,
         num_threads=num_threads,
+        accelerator=accelerator,
         on_epoch=asked.report,
         refill=lambda free: asked.ask(free // seeds),
         on_leave=asked.leave,
     )
-    return [study.trials[trial.number] for trial in asked.trials]
+    # copies of these trials only: study.trials deep-copies the whole study at every call
+    trials = study.get_trials(deepcopy=False)
+    return [copy.deepcopy(trials[trial.number]) for trial in asked.trials]
 
 
 class _Asked:
@@ -253,6 +259,7 @@ def search_populations(
     num_threads: int | None = None,
     split_seed: int = SPLIT_SEED,
     artifacts: optuna.artifacts.FileSystemArtifactStore | None = None,
+    accelerator: str = "auto",
 ) -> list[FrozenTrial]:
     """Population after population (:func:`optimize_population`, each asking
     ``TRIALS_PER_SHAPE`` x ``population`` trials of its shape) in this process, until
@@ -260,8 +267,8 @@ def search_populations(
     starts; the running ones finish). The in-process counterpart of ``study.optimize``.
 
     Args:
-        study, data, space, max_epochs, population, seeds, num_threads, split_seed, artifacts:
-            as :func:`optimize_population` takes them.
+        study, data, space, max_epochs, population, seeds, num_threads, split_seed, artifacts,
+        accelerator: as :func:`optimize_population` takes them.
         n_trials: trials to ask in all, or ``None`` (then ``timeout`` ends the search).
         timeout: seconds after which no new trial starts, or ``None``.
 
@@ -293,5 +300,6 @@ def search_populations(
             num_threads=num_threads,
             split_seed=split_seed,
             artifacts=artifacts,
+            accelerator=accelerator,
         )
     return ran
