@@ -49,6 +49,10 @@ def test_a_study_records_its_settings_and_refuses_runs_that_differ(tmp_path, toy
     }
     resolved = {**same, "jets": 6000}  # -1 resolved to the jets it loads
     assert search.run_study("toy", n_trials=1, storage=journal, progress=False, **resolved).status
+    on_cpu = search.run_study(  # the device is not a recorded setting: no mismatch
+        "toy", n_trials=1, storage=journal, progress=False, accelerator="cpu", **resolved
+    )
+    assert on_cpu.status == "done"
     for change, shown in [
         ({"jets": 3000}, "jets=6000 .*jets=3000"),
         ({"max_epochs": 2}, "max_epochs=1 .*max_epochs=2"),
@@ -135,6 +139,7 @@ def test_a_journal_recorded_by_0_1_0_tops_up_without_allow_mismatch(tmp_path, to
         ({"patience": 3}, "patience=3 needs the noise"),
         ({"jets": 0}, "jets=0"),
         ({"study": "a/b"}, "Study name 'a/b'"),
+        ({"accelerator": "tpu"}, "accelerator='tpu': use one of auto, cpu, gpu, cuda"),
     ],
 )
 def test_settings_are_checked_once_when_made_naming_the_field(change, said):

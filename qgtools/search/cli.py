@@ -53,6 +53,7 @@ from qgtools.config import sizes
 from qgtools.ensembles import ENSEMBLE_SIZES
 from qgtools.errors import UsageError
 from qgtools.model import save_model
+from qgtools.population import ACCELERATORS
 from qgtools.search.ensemble import top_trials_ensemble
 from qgtools.search.proxy import serve_proxy
 from qgtools.search.reporting import report
@@ -180,6 +181,13 @@ def _add_beyond_defaults(parser: argparse.ArgumentParser) -> None:
         "--artifact-dir, default <storage>.artifacts)",
     )
     add("--artifact-dir", default=None, help="the folder for --keep-models")
+    add(
+        "--accelerator",
+        choices=ACCELERATORS,
+        default="auto",
+        help="where the workers train: auto (a GPU if torch sees one; default), cpu, gpu or "
+        "cuda; not recorded, so a study may mix CPU and GPU workers",
+    )
     add(
         "--patience",
         type=int,

@@ -80,6 +80,7 @@ def make_objective(
     split_seed: int = SPLIT_SEED,
     max_flops: float | None = None,
     artifacts: optuna.artifacts.FileSystemArtifactStore | None = None,
+    accelerator: str = "auto",
 ) -> Callable[[Trial], object]:
     """An Optuna objective that trains one configuration from ``space`` (notebook 05).
 
@@ -98,6 +99,7 @@ def make_objective(
             max_flops`` (feasible when <= 0; notebook 09), and one over it is pruned untrained.
         artifacts: a store (:func:`artifact_store`) for each complete trial's best model; its
             id goes into the user attribute ``model_artifact`` (:func:`trial_model`).
+        accelerator: where each trial trains, as :func:`~qgtools.train.fit` takes it.
 
     Returns:
         The objective: a trial's best validation rejection, or the tuple of its ``metric``s.
@@ -138,6 +140,7 @@ def make_objective(
             callbacks=callbacks,
             progress=False,
             num_threads=num_threads,
+            accelerator=accelerator,
         )
         return _values(trial, result, hparams, names, artifacts)
 

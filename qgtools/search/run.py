@@ -50,6 +50,7 @@ def run_study(
     artifact_dir: str | os.PathLike | None = None,
     patience: int | None = None,
     noise: float | None = None,
+    accelerator: str = "auto",
 ) -> StudySummary:
     """Create, join or top up a study and run it with ``workers`` processes until it has
     ``n_trials`` finished trials; what ``python -m qgtools.search run`` calls (notebook 06).
@@ -81,6 +82,7 @@ def run_study(
         patience, noise: stop when ``patience`` finished trials in a row have not beaten the
             best by more than ``noise`` (given, or with ``seeds`` > 1 :func:`rule_noise`), never
             within the sampler's start-up (``TPE_STARTUP_TRIALS``; 0 for random search).
+        accelerator: where the workers train (``auto``: a GPU if torch sees one); not recorded.
 
     Returns:
         A :class:`StudySummary`; its ``status`` says whether the budget was met.

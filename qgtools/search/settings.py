@@ -11,7 +11,7 @@ import optuna
 
 from qgtools.data import JetData
 from qgtools.errors import UsageError
-from qgtools.population import member_bytes
+from qgtools.population import ACCELERATORS, member_bytes
 from qgtools.search.objective import SPLIT_SEED, check_max_flops
 from qgtools.search.samplers import make_pruner, make_sampler
 from qgtools.search.spaces import SPACES, _check_known, extreme_network
@@ -52,6 +52,9 @@ class StudySettings:
         artifact_dir: the folder for kept models; ``None``: beside the storage file.
         patience: stop after this many finished trials without news, or ``None`` (no rule).
         noise: the rule's noise; ``None``: measured from the trials' seeds (``seeds`` > 1).
+        accelerator: where each worker trains, a name of
+            :data:`~qgtools.population.ACCELERATORS` (``auto``: a GPU if torch sees one). Not
+            recorded: a study may mix CPU and GPU workers.
 
     Example::
 
@@ -78,6 +81,7 @@ class StudySettings:
     artifact_dir: str | None = None
     patience: int | None = None
     noise: float | None = None
+    accelerator: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("storage", "artifact_dir"):  # paths as the strings workers are given
@@ -134,6 +138,8 @@ def _check_search(s: StudySettings) -> None:
 
 
 def _check_extras(s: StudySettings) -> None:
+    if s.accelerator not in ACCELERATORS:
+        raise UsageError(f"accelerator={s.accelerator!r}: use one of {', '.join(ACCELERATORS)}.")
     if s.enqueue and s.space != "cpu":
         raise UsageError(f"enqueue={list(s.enqueue)}: the known configurations are cpu-space ones.")
     if s.population > 1 and (s.enqueue or s.max_flops is not None):

@@ -69,6 +69,7 @@ def _work(index: int, job: StudySettings, expected_data: tuple[str, int]) -> Non
         num_threads=1,
         max_flops=job.max_flops,
         artifacts=artifact_store(job.artifact_dir) if job.keep_models else None,
+        accelerator=job.accelerator,
     )
 
     def recorded(trial: Trial) -> object:
@@ -149,6 +150,7 @@ def _population_in_worker(
             keep_asking=lambda: _taken(study) < job.n_trials,
             num_threads=1,
             artifacts=artifact_store(job.artifact_dir) if job.keep_models else None,
+            accelerator=job.accelerator,
         )
     except Exception as error:  # noqa: BLE001 (recorded on the trials, as optimize's catch does)
         reason = f"{type(error).__name__}: {error}"
