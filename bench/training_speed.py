@@ -1,7 +1,8 @@
 """Training speed: Lightning vs plain loop vs ``fit``; chunked vs automatic; K networks at once.
 
 Usage: python bench/training_speed.py [--only table|lightning|population] [--threads N]
-           [--repeats 5] [--quick]
+           [--repeats 5] [--quick] [--accelerator cpu|cuda] [--widths 16,64,256]
+           [--sizes 1,8,32,128]
 
 Three tables, all in seconds per epoch of 80k jets on synthetic 45-feature tensors; ``--only``
 runs one of them (default: all three).
@@ -28,21 +29,25 @@ at start and end; a last line says whether automatic is within 1.2x of chunked i
 ``population``: what training K networks of one shape as one stacked network
 (``qgtools.population.fit_population``) buys per network, for K = 1, 8, 32, 128 at widths 16,
 64 and 256 (``model.CPU_HPARAMS``: 3 hidden layers, LayerNorm and BatchNorm, Tanh, batch 256,
-log+standardize; dropout 0). The population column is the training time of one epoch of the
-stacked network divided by K (its history's ``train_s``, which is already the round's training
-time divided by the members; validation excluded), scaled by jets to 80k: seconds per member
-and epoch. Against it, for the same single model: ``fit`` (the training part of its epoch,
-history ``train_s``) and the plain loop of the ``table`` part. Each run trains a warm-up epoch
-and one timed epoch, on 2,000 validation jets (1,000 with ``--quick``). The training jets are
-chosen per case so that the timed epoch lasts about 4 s (0.3 s with ``--quick``): a
-one-epoch probe on 10 batches measures the rate, and the count is rounded to whole batches,
-between 10 batches and 40,960 jets; so big K x width cases (e.g. K = 128 at width 256) time
-fewer jets than small ones, and the jets of each case are printed under the table. ``fit``
-and the plain loop time 40,960 jets (160 steps; 5,120 with ``--quick``). Also the achieved
-GFLOP/s of the population (6 x parameters x jets per second x K, the ``table`` formula) and
-the speed-up per member, ``fit`` / population. Uses ``--threads`` torch threads, default 1 for
-this table (a search runs one thread per worker). ``--quick``: K = 1 and 8 at widths 16 and 64
-only. About 3-4 minutes on one idle core (under 30 s with ``--quick``).
+log+standardize; dropout 0). A first table gives, per width, ``fit``'s and the plain loop's
+seconds per 80k-jet epoch (the training part of the epoch; medians of ``--repeats`` alternating
+measurements on 40,960 jets) and fit / plain with the range of the repeats. The second gives,
+per width and K, seconds per member and epoch of the population, eager and with
+``compile=True`` (the training time of one epoch of the stacked network divided by K, scaled by
+jets to 80k; validation excluded), the compile time (the first epoch's extra time; compiled code
+is kept per process, so the first K of a width pays for it, and K = 1 compiles on its own), the
+speed-up per member against the plain loop and against ``fit``, and the share of the epoch that
+the population's own batched matrix products take when timed alone (its forward ``baddbmm``
+and the two backward products, at its K, batch and layer shapes). Each population run trains a
+warm-up epoch and one timed epoch, on 2,000 validation jets (1,000 with ``--quick``); the
+training jets are chosen per case so that the timed epoch lasts about 4 s (0.3 s with
+``--quick``): a one-epoch probe on 10 batches measures the rate, and the count is rounded to
+whole batches, between 10 batches and 40,960 jets; the jets of each case are printed under the
+table. torch.compile's cache starts empty (a temporary ``TORCHINDUCTOR_CACHE_DIR``), as on a
+fresh machine. Uses ``--threads`` torch threads, default 1 for this table (a search runs one
+thread per worker). ``--accelerator cuda`` runs this table on a GPU (``bench/gpu_check.sh``);
+``--widths`` and ``--sizes`` choose the cases. ``--quick``: the first two widths and sizes,
+one repeat. About 10 minutes on one idle core (about 1 minute with ``--quick``).
 
 Prints measured figures; asserts nothing.
 """
@@ -52,6 +57,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -87,11 +93,12 @@ def plain_loop(hp: HParams, X: torch.Tensor, y: torch.Tensor, steps: int) -> flo
     """Seconds per step of a plain PyTorch loop over pre-shuffled tensor slices: ``fit``'s
     model, loss (BCE with logits and ``pos_weight``) and optimizer, without Lightning."""
     torch.manual_seed(0)
-    net = mlp_from_hparams(hp)
+    device = DEVICE[0]
+    net = mlp_from_hparams(hp).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=hp.lr, amsgrad=True)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([hp.pos_weight]))
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([hp.pos_weight], device=device))
     order = torch.randperm(len(y))
-    X, y = X[order], y[order]
+    X, y = X[order].to(device), y[order].to(device)
     bs = hp.batch_size
 
     def step(i: int) -> None:
@@ -103,10 +110,21 @@ def plain_loop(hp: HParams, X: torch.Tensor, y: torch.Tensor, steps: int) -> flo
 
     for i in range(3):
         step(i)
+    synchronize()
     start = time.perf_counter()
     for i in range(steps):
         step(i)
+    synchronize()
     return (time.perf_counter() - start) / steps
+
+
+DEVICE = [torch.device("cpu")]  # the population table's device (--accelerator)
+
+
+def synchronize() -> None:
+    """Wait for the GPU's queued work, so that a timer reads when it has run."""
+    if DEVICE[0].type == "cuda":
+        torch.cuda.synchronize()
 
 
 class _ReferenceModule(LightningModule):
@@ -357,7 +375,7 @@ def population_epoch(
         max_epochs=epochs,
         split_sizes=(n_train, n_val, 1),
         num_threads=threads,
-        accelerator="cpu",
+        accelerator=DEVICE[0].type,
         compile=compile,
     )
     # each member's train_s is the round's training time divided by the members in it
@@ -377,7 +395,7 @@ def fit_epoch(
         progress=False,
         num_threads=threads,
         split_sizes=(n_train, n_val, 1),
-        accelerator="cpu",
+        accelerator=DEVICE[0].type,
     )
     return _epoch_train_s(result, 1)
 
@@ -411,8 +429,8 @@ def batched_matmul_seconds(hp: HParams, k: int, repeats: int = 20) -> float:
     batch = hp.batch_size
     layers = []
     for a, b in zip(widths[:-1], widths[1:], strict=True):
-        x, w, bias = torch.randn(k, batch, a), torch.randn(k, b, a), torch.randn(k, 1, b)
-        layers.append((x, w, bias, torch.randn(k, batch, b)))
+        shapes = [(k, batch, a), (k, b, a), (k, 1, b), (k, batch, b)]
+        layers.append([torch.randn(*shape, device=DEVICE[0]) for shape in shapes])
 
     def products() -> None:
         for x, w, bias, grad in layers:
@@ -421,26 +439,35 @@ def batched_matmul_seconds(hp: HParams, k: int, repeats: int = 20) -> float:
             torch.bmm(grad.transpose(1, 2), x)  # gradient of the weight
 
     products()
+    synchronize()
     start = time.perf_counter()
     for _ in range(repeats):
         products()
+    synchronize()
     per_batch = (time.perf_counter() - start) / repeats
     return per_batch * EPOCH_JETS / batch / k
 
 
-def population(threads: int, quick: bool, repeats: int) -> None:
+def population(
+    threads: int,
+    quick: bool,
+    repeats: int,
+    widths: tuple[int, ...] = POPULATION_WIDTHS,
+    sizes: tuple[int, ...] = POPULATION_SIZES,
+) -> None:
     """The third table: a population of K per member, eager and compiled, vs ``fit`` and the
     plain loop, with the share of its own batched-matmul time."""
     torch.set_num_threads(threads)
     X_np, y_np = synthetic_jets()
-    widths = POPULATION_WIDTHS[:2] if quick else POPULATION_WIDTHS
-    sizes = POPULATION_SIZES[:2] if quick else POPULATION_SIZES
+    widths, sizes = (widths[:2], sizes[:2]) if quick else (widths, sizes)
     target_s = 0.3 if quick else 4.0  # seconds of the timed population epoch
     single_jets = SINGLE_JETS // 8 if quick else SINGLE_JETS
     n_val = 1_000 if quick else 2_000
     batch = POPULATION_HPARAMS.batch_size
     print(
-        f"torch {torch.__version__}, {threads} thread(s); 3 hidden layers, LayerNorm + "
+        f"torch {torch.__version__} on {DEVICE[0].type}"
+        f"{' (' + torch.cuda.get_device_name() + ')' if DEVICE[0].type == 'cuda' else ''}, "
+        f"{threads} thread(s); 3 hidden layers, LayerNorm + "
         f"BatchNorm, Tanh, batch {batch}, dropout 0; seconds per member and 80k-jet training "
         f"epoch (no validation); fit and plain loop: medians of {repeats} alternating repeats "
         f"on {single_jets} jets; compiled: torch.compile, cold cache; matmul share: the "
@@ -519,9 +546,31 @@ def main() -> None:
         help="repeats per case for 'lightning', and of fit against the plain loop per width for "
         "'population' (default 5)",
     )
+    parser.add_argument(
+        "--accelerator",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="the device of the 'population' table (default cpu)",
+    )
+    parser.add_argument(
+        "--widths",
+        default=",".join(map(str, POPULATION_WIDTHS)),
+        help="widths of the 'population' table, comma-separated (default 16,64,256)",
+    )
+    parser.add_argument(
+        "--sizes",
+        default=",".join(map(str, POPULATION_SIZES)),
+        help="population sizes K of the 'population' table (default 1,8,32,128)",
+    )
     args = parser.parse_args()
-    # compile times as on a fresh machine: torch.compile's on-disk cache starts empty
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="qg-inductor-"))
+    if "QG_BENCH_COLD_CACHE" not in os.environ:
+        # compile times as on a fresh machine: torch.compile's on-disk cache starts empty. The
+        # cache folder is fixed once something imports Lightning (this script does at the
+        # top), so the script starts again with the variable set
+        os.environ["QG_BENCH_COLD_CACHE"] = "1"
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="qg-inductor-")
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+    DEVICE[0] = torch.device(args.accelerator)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     if args.only in (None, "table"):
@@ -533,7 +582,13 @@ def main() -> None:
     if args.only is None:
         print()
     if args.only in (None, "population"):
-        population(args.threads or 1, args.quick, 1 if args.quick else args.repeats)
+        population(
+            args.threads or 1,
+            args.quick,
+            1 if args.quick else args.repeats,
+            tuple(int(w) for w in args.widths.split(",")),
+            tuple(int(k) for k in args.sizes.split(",")),
+        )
 
 
 if __name__ == "__main__":
