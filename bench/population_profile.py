@@ -1,7 +1,7 @@
 """Where a population's training epoch spends its time: a profile by phase and by kind of operator.
 
 Usage: python bench/population_profile.py [--widths 16,64,256] [--sizes 1,8,32] [--jets 10240]
-           [--threads 1] [--quick]
+           [--threads 1] [--compile] [--quick]
 
 For each width and K, a population of K members of ``model.CPU_HPARAMS``' shape (3 hidden layers,
 LayerNorm and BatchNorm, Tanh, batch 256, log+standardize, dropout 0; the members differ in their
@@ -12,14 +12,17 @@ seconds per member and epoch, scaled to 80,000 jets), then one epoch and its val
 
 The profile's time is each operator's own time (``self_cpu_time_total``), attributed by phase
 through ``record_function`` labels this script wraps around the package's functions (it changes
-nothing in the package): ``batch`` (the batch's rows, the loss and its checks), ``forward``
-(``StackedMLP.forward`` while training), ``backward`` (autograd's functions), ``optimizer``
-(``StackedAdamW.step``), ``validation`` (``population._validate``: the forward pass over the
-validation jets and each member's AUC and rejection). Within forward and backward, by kind:
-matrix products, norms (LayerNorm, BatchNorm), activation, layout (transposes, reshapes, copies)
-and other element-wise operators. ``python`` is the wall time of the profiled region that no
-operator accounts for: Python, the dispatcher and the profiler's own overhead (so it is an upper
-bound on Python's share). Shares are of the profiled region's wall time (epoch + validation).
+nothing in the package): ``batch`` (the batch's rows and the loss's checks), ``forward``
+(``_Rounds.batch_losses``: the stacked forward pass and the loss), ``backward`` (autograd's
+functions), ``optimizer`` (``StackedAdamW.step``), ``validation`` (``population._validate``: the
+forward pass over the validation jets and each member's AUC and rejection). Within forward and
+backward, by kind: matrix products, norms (LayerNorm, BatchNorm), activation, layout
+(transposes, reshapes, copies) and other element-wise operators; with ``--compile``
+(``compile=True``), ``fused`` is the compiled code's own kernels (the profiler sees the compiled
+region, not the kernels inside it; its matrix products still show as matrix products).
+``python`` is the wall time of the profiled region that no operator accounts for: Python, the
+dispatcher and the profiler's own overhead (so it is an upper bound on Python's share). Shares
+are of the profiled region's wall time (epoch + validation).
 
 The last columns set the epoch against its arithmetic: about 6 x P x N x K floating-point
 operations (forward and backward) for P weights per member on N jets, divided by a float32
@@ -62,6 +65,7 @@ KINDS = {  # the first kind whose words appear in an operator's (or its backward
     "norms": ("layer_norm", "batch_norm", "layernorm", "batchnorm"),
     "activation": ("tanh",),
     "layout": ("transpose", "reshape", "view", "clone", "copy", "contiguous", "permute", "expand"),
+    "fused": ("compiledfunction", "compiledfxgraph", "torch-compiled", "cpp_fused", "inductor"),
 }
 
 
@@ -109,7 +113,7 @@ def kind_of(event, parents: dict) -> str:
     return "element-wise"
 
 
-def profile_case(width: int, k: int, n_train: int, rate: float) -> dict:
+def profile_case(width: int, k: int, n_train: int, rate: float, compile: bool = False) -> dict:
     """One width and K: the unprofiled epoch's wall time and the profile's shares."""
     hp = SHAPE.replace(n_channels=width)
     members = [hp.replace(seed=seed) for seed in range(k)]
@@ -117,8 +121,9 @@ def profile_case(width: int, k: int, n_train: int, rate: float) -> dict:
     X = torch.randn(n_train, 45, generator=gen)
     y = (torch.rand(n_train, generator=gen) < 0.5).float()
     X_val, y_val = torch.randn(VAL_JETS, 45, generator=gen), (torch.arange(VAL_JETS) % 2).float()
-    run = population._Rounds(members, lambda tracker: None, None)
-    run.train_epoch(X, y, hp.batch_size)  # warm-up
+    compiled = population.compiled_steps() if compile else None
+    run = population._Rounds(members, lambda tracker: None, None, torch.device("cpu"), compiled)
+    run.train_epoch(X, y, hp.batch_size)  # warm-up (and compilation)
     start = time.perf_counter()
     run.train_epoch(X, y, hp.batch_size)
     wall = time.perf_counter() - start
@@ -157,23 +162,25 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,8,32")
     parser.add_argument("--jets", type=int, default=10_240, help="training jets per epoch")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--compile", action="store_true", help="profile compile=True's step")
     parser.add_argument("--quick", action="store_true", help="widths 16,64; K 1,8; 2,560 jets")
     args = parser.parse_args()
     if args.quick:
         args.widths, args.sizes, args.jets = "16,64", "1,8", 2_560
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message=".*gradient layout contract")  # as fit_population
-    population.StackedMLP.forward = labelled(population.StackedMLP.forward, "qg::forward")
+    population._Rounds.batch_losses = labelled(population._Rounds.batch_losses, "qg::forward")
     population.StackedAdamW.step = labelled(population.StackedAdamW.step, "qg::optimizer")
     population._validate = labelled(population._validate, "qg::validation")
     rate = matmul_gflops(1024)
     print(
         f"torch {torch.__version__}, {args.threads} thread(s); float32 matmul {rate:.0f} GFLOP/s; "
         f"synthetic jets, {args.jets} training and {VAL_JETS} validation per epoch; 3 hidden "
-        "layers, LayerNorm + BatchNorm, Tanh, batch 256, dropout 0"
+        "layers, LayerNorm + BatchNorm, Tanh, batch 256, dropout 0; "
+        f"{'compiled (compile=True)' if args.compile else 'eager'}"
     )
     cases = [
-        profile_case(width, k, args.jets, rate)
+        profile_case(width, k, args.jets, rate, args.compile)
         for width in map(int, args.widths.split(","))
         for k in map(int, args.sizes.split(","))
     ]
