@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from conftest import cli, run_args, x_objective
 
 from qgtools import search
@@ -140,6 +141,11 @@ def test_a_journal_recorded_by_0_1_0_tops_up_without_allow_mismatch(tmp_path, to
         ({"jets": 0}, "jets=0"),
         ({"study": "a/b"}, "Study name 'a/b'"),
         ({"accelerator": "tpu"}, "accelerator='tpu': use one of auto, cpu, gpu, cuda"),
+        pytest.param(
+            {"accelerator": "gpu"},
+            "accelerator='gpu', but torch sees no GPU",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
     ],
 )
 def test_settings_are_checked_once_when_made_naming_the_field(change, said):

@@ -11,7 +11,7 @@ import optuna
 
 from qgtools.data import JetData
 from qgtools.errors import UsageError
-from qgtools.population import ACCELERATORS, member_bytes
+from qgtools.population import device_of, member_bytes
 from qgtools.search.objective import SPLIT_SEED, check_max_flops
 from qgtools.search.samplers import make_pruner, make_sampler
 from qgtools.search.spaces import SPACES, _check_known, extreme_network
@@ -138,8 +138,10 @@ def _check_search(s: StudySettings) -> None:
 
 
 def _check_extras(s: StudySettings) -> None:
-    if s.accelerator not in ACCELERATORS:
-        raise UsageError(f"accelerator={s.accelerator!r}: use one of {', '.join(ACCELERATORS)}.")
+    try:
+        device_of(s.accelerator)  # an unknown name, or a GPU torch does not see, fails here
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     if s.enqueue and s.space != "cpu":
         raise UsageError(f"enqueue={list(s.enqueue)}: the known configurations are cpu-space ones.")
     if s.population > 1 and (s.enqueue or s.max_flops is not None):
