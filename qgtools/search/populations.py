@@ -109,16 +109,8 @@ def optimize_population(
     if len(study.directions) != 1:
         raise ValueError("A population search maximises one value (validation rejection).")
     space_fn = SPACES[space] if isinstance(space, str) else space
-    asked = _Asked(
-        study,
-        space_fn,
-        max_epochs,
-        population,
-        seeds,
-        population if n_trials is None else n_trials,
-        keep_asking,
-        artifacts,
-    )
+    n_trials = population if n_trials is None else n_trials
+    asked = _Asked(study, space_fn, max_epochs, population, seeds, n_trials, keep_asking, artifacts)
     fit_population(
         asked.ask(population),
         data,
