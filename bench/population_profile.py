@@ -98,7 +98,10 @@ def phase_of(event, parents: dict) -> str:
 
 
 def kind_of(event, parents: dict) -> str:
-    """An operator's kind, from its own name or that of the backward function it runs in."""
+    """An operator's kind, from its own name or that of the backward function it runs in (a
+    matrix product is one wherever it runs, a compiled backward pass included)."""
+    if any(word in event.name.lower() for word in KINDS["matmul"]):
+        return "matmul"
     names = [event.name.lower()]
     node = parents.get(id(event))
     while node is not None:
