@@ -9,7 +9,7 @@
 # there (QG_LOGS names another folder), a folder the script creates, since SLURM cannot. Each task
 # is one worker (one process, one core). The storage comes from QG_STORAGE, never the command
 # line (where the process list would show its password); behind hundreds of tasks put Optuna's
-# gRPC proxy in front of the database (README, "On a cluster"). Every task uses the same --seed:
+# gRPC proxy in front of the database (docs/cluster.md). Every task uses the same --seed:
 # the sampler is seeded from it and each trial's number, which the database hands out once, so
 # tasks never repeat each other's configurations. The budget (QG_TRIALS) counts finished trials
 # over all tasks: a task that finds it met exits at once, so extra or rerun tasks are harmless,

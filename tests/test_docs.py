@@ -56,3 +56,28 @@ def test_every_test_the_reliability_notes_cite_exists():
         if not re.search(pattern, source, flags=re.MULTILINE):
             missing.append(f"{current}::{name}{star}")
     assert missing == []
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)|src=\"([^\"]+)\"")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_every_link_of_the_readme_and_the_docs_points_at_a_file_that_exists(path):
+    links = [a or b for a, b in LINK.findall(path.read_text())]
+    local = [link.split("#")[0] for link in links if not link.startswith(("http", "mailto:", "#"))]
+    missing = [link for link in local if not (path.parent / link).exists()]
+    assert missing == [], f"{path.name} links to files that do not exist: {missing}"
+    assert path.name != "README.md" or len(local) >= 8  # the README points at the pages
+
+
+def test_the_package_page_has_a_row_for_every_module():
+    page = (ROOT / "docs" / "package.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    modules = {p.stem for p in (ROOT / "qgtools").glob("*.py") if not p.stem.startswith("_")}
+    assert modules - named == set(), "docs/package.md lacks these modules"
+    assert "search" in named and named - modules - {"search"} == set()

@@ -22,7 +22,7 @@ artifact store).
 Storage: ``--storage`` takes any path ending in ``.journal``, an Optuna RDB URL
 (``sqlite:///file.db``, ``postgresql://user:password@host/db``) or ``grpc://host:port``, Optuna's
 gRPC storage proxy that ``proxy`` starts in front of an RDB URL (one process holds the database
-connections for hundreds of workers; README, "On a cluster"). Without ``--storage``, the
+connections for hundreds of workers; docs/cluster.md). Without ``--storage``, the
 environment variable ``QG_STORAGE`` names the storage (so a password stays out of the command
 line and the process list: ``export QG_STORAGE=postgresql://...``); without both, Optuna's
 journal file ``qg-studies.journal`` in the working directory (safe for several processes on one
