@@ -37,6 +37,8 @@ NOTEBOOKS = (
     "04_manual_search.ipynb",
     "05_optuna_search.ipynb",
     "07_final_model.ipynb",
+    "08_populations.ipynb",
+    "09_beyond_defaults.ipynb",
 )
 FAST = env_flag("QG_FAST") if os.environ.get("QG_FAST") else True
 RUN_LIMIT_S = 240 if FAST else 1800  # one notebook, all cells
