@@ -682,9 +682,8 @@ class _Rounds:
             update = None
             if self.compiled is not None:
                 update = self.compiled.update
-                _mark_members_dynamic([net.flat, net.flat_grad, lr, self.optimizer.steps])
-                _mark_members_dynamic([self.optimizer.exp_avg, self.optimizer.exp_avg_sq])
-                _mark_members_dynamic([self.optimizer.max_sq])
+                moments = [self.optimizer.exp_avg, self.optimizer.exp_avg_sq, self.optimizer.max_sq]
+                _mark_members_dynamic([net.flat, net.flat_grad, lr, self.optimizer.steps, *moments])
             self.optimizer.step(net.flat, net.flat_grad, lr, update)
             losses.append(loss.detach())
         return epochs, pos_weight, losses
